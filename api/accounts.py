@@ -1,0 +1,93 @@
+"""Sign-in and the signed-in user's own details."""
+
+from axes.helpers import get_lockout_message
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from api.context import access_context
+from api.fields import StrictSerializer
+from colocation.models import User
+from colocation.selectors import staff_profile_of
+from consent.access import firewall
+
+
+class TokenInput(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class TokenView(APIView):
+    """Exchange a username and password for a token; repeated failures lock the account for a while."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "sign_in"
+
+    @extend_schema(
+        request=TokenInput,
+        responses={200: TokenOutput, 400: OpenApiResponse(description="Wrong username or password"),
+                   429: OpenApiResponse(description="Locked out after repeated failures, or throttled")},
+        auth=[],
+    )  # fmt: skip
+    def post(self, request):
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        username, password = data.validated_data["username"], data.validated_data["password"]
+        known = User.objects.filter(username=username).select_related("staff_profile__organisation").first()
+        try:
+            user = authenticate(request._request, username=username, password=password)
+        except PermissionDenied:
+            user = None
+        if getattr(request._request, "axes_locked_out", False):
+            return Response(
+                {"detail": f"This account is locked after repeated failed sign-ins. {get_lockout_message()}", "code": "locked_out"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
+        if user is None:
+            if known is not None:
+                firewall.record_sign_in(access_context(request), known, succeeded=False)
+            return Response(
+                {"detail": "Wrong username or password.", "code": "invalid_credentials"}, status=status.HTTP_400_BAD_REQUEST
+            )
+        firewall.record_sign_in(access_context(request), user, succeeded=True)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class OrganisationRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class MeOutput(serializers.Serializer):
+    username = serializers.CharField()
+    organisation = OrganisationRef(allow_null=True)
+    role = serializers.CharField(allow_null=True)
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=MeOutput)
+    def get(self, request):
+        profile = staff_profile_of(request.user)
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "organisation": OrganisationRef(profile.organisation).data if profile else None,
+                "role": profile.role if profile else None,
+            }
+        )

@@ -1,0 +1,58 @@
+"""Input fields and a strict serializer whose errors say what would be accepted."""
+
+from rest_framework import serializers
+
+from consent.services import SHARING_NOT_PERMITTED, asks_to_share_with_benefits_agency
+
+# Set by the service from the records, never by the caller.
+SERVER_SET_FIELDS = {"id", "status", "voluntariness", "created_at", "updated_at", "recorded_at", "recorded_by", "provider"}
+
+
+class ChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data):
+        if data == "" and self.allow_blank:
+            return ""
+        key = str(data)
+        if key not in self.choice_strings_to_values:
+            raise serializers.ValidationError(
+                f"{str(data)[:100]!r} is not accepted; choose one of: {', '.join(self.choice_strings_to_values)}."
+            )
+        return self.choice_strings_to_values[key]
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo or an attempt to set status is a 400, not ignored."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Send a JSON object with the fields {', '.join(self.fields)}."]}
+            )
+        errors = {}
+        for key in data:
+            if key in self.fields:
+                continue
+            if asks_to_share_with_benefits_agency(key):
+                errors[key] = [SHARING_NOT_PERMITTED]
+            elif key in SERVER_SET_FIELDS:
+                errors[key] = [f"{key} is set by the service from the records and cannot be sent."]
+            else:
+                errors[key] = [f"Unknown field; accepted fields: {', '.join(self.fields)}."]
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            errors = {**error.detail, **errors}
+            raise serializers.ValidationError(errors) from None
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class TextField(serializers.CharField):
+    """Free text: bounded, and without control characters (other than line breaks and tabs)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value) or "\x7f" in value:
+            raise serializers.ValidationError("Control characters are not accepted; send plain text.")
+        return value

@@ -1,0 +1,359 @@
+"""Referral endpoints: thin views that parse, call consent services and the firewall, and render."""
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from api.base import ClientDataViewSet
+from api.context import access_context
+from api.fields import ChoiceField, StrictSerializer, TextField
+from colocation.models import Site
+from consent import selectors, services
+from consent.access import firewall
+from consent.access.models import Action
+from consent.models import (
+    ACKNOWLEDGEMENTS,
+    CheckStage,
+    ConsentMethod,
+    ConsentTemplate,
+    DischargeReason,
+    GoalRaisedBy,
+    HowHeard,
+    Pathway,
+    Referral,
+    ReferralStatus,
+    WithdrawalReason,
+)
+from consent.source_of_referral import SOURCE_OF_REFERRAL
+
+# ---- input --------------------------------------------------------------------------------------------
+
+
+class ClientInput(StrictSerializer):
+    local_reference = TextField(max_length=64)
+    nhs_number = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    year_of_birth = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1900, max_value=2100)
+
+
+class ReferralInput(StrictSerializer):
+    client = ClientInput()
+    site = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    referred_on = serializers.DateField()
+    source_of_referral = ChoiceField(choices=list(SOURCE_OF_REFERRAL))
+    how_heard = ChoiceField(choices=HowHeard.choices)
+    pathway = ChoiceField(choices=Pathway.choices)
+
+
+class AcknowledgementsInput(StrictSerializer):
+    attendance_is_optional = serializers.BooleanField(required=False, default=False)
+    no_effect_on_benefits = serializers.BooleanField(required=False, default=False)
+    service_separate_from_jobcentre = serializers.BooleanField(required=False, default=False)
+    nothing_shared_with_jobcentre = serializers.BooleanField(required=False, default=False)
+    free_to_withdraw = serializers.BooleanField(required=False, default=False)
+
+
+class ConsentInput(StrictSerializer):
+    template = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    method = ChoiceField(choices=ConsentMethod.choices)
+    given_at = serializers.DateTimeField()
+    scopes = serializers.ListField(child=serializers.CharField(max_length=64), max_length=20)
+    acknowledgements = AcknowledgementsInput()
+    supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class WithdrawalInput(StrictSerializer):
+    withdrawn_at = serializers.DateTimeField()
+    reason = ChoiceField(choices=WithdrawalReason.choices)
+    supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class CheckInput(StrictSerializer):
+    checked_at = serializers.DateTimeField()
+    stage = ChoiceField(choices=CheckStage.choices)
+    told_attendance_required = serializers.BooleanField()
+    sanction_mentioned = serializers.BooleanField()
+    feels_free_to_stop = serializers.BooleanField()
+    goals_set_by_client = serializers.BooleanField()
+    employment_goal_raised_by = ChoiceField(choices=GoalRaisedBy.choices)
+    supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class DischargeInput(StrictSerializer):
+    discharged_on = serializers.DateField()
+    reason = ChoiceField(choices=DischargeReason.choices)
+
+
+class DeclineInput(StrictSerializer):
+    declined_on = serializers.DateField()
+
+
+class BreakGlassInput(StrictSerializer):
+    reason = TextField(max_length=500)
+
+
+class AssignmentInput(StrictSerializer):
+    therapist = serializers.CharField(max_length=150, help_text="Username of a therapist of the same provider.")
+
+
+# ---- output -------------------------------------------------------------------------------------------
+
+
+class ClientOutput(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    local_reference = serializers.CharField(read_only=True)
+    # Only the assigned team reaches referral responses at all; the NHS number goes to nobody else here.
+    nhs_number = serializers.CharField(read_only=True)
+    year_of_birth = serializers.IntegerField(read_only=True, allow_null=True)
+
+
+class SiteRef(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+
+
+class VoluntarinessOutput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=selectors.Voluntariness.ALL, read_only=True)
+    reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+
+class ReferralOutput(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    client = ClientOutput(read_only=True)
+    site = SiteRef(read_only=True)
+    referred_on = serializers.DateField(read_only=True)
+    source_of_referral = serializers.CharField(read_only=True)
+    how_heard = serializers.CharField(read_only=True)
+    pathway = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=ReferralStatus.choices, read_only=True)
+    voluntariness = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(VoluntarinessOutput)
+    def get_voluntariness(self, referral) -> dict:
+        return selectors.voluntariness_of(referral).as_dict()
+
+
+class ConsentOutput(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    template = serializers.SerializerMethodField()
+    given_at = serializers.DateTimeField(read_only=True)
+    method = serializers.CharField(read_only=True)
+    scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
+    acknowledgements = serializers.SerializerMethodField()
+    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(
+        serializers.DictField(child=serializers.CharField(), help_text="id, code, version, language, body_sha256")
+    )
+    def get_template(self, record) -> dict:
+        t = record.template
+        return {"id": t.pk, "code": t.code, "version": t.version, "language": t.language, "body_sha256": t.body_sha256}
+
+    @extend_schema_field(serializers.DictField(child=serializers.BooleanField()))
+    def get_acknowledgements(self, record) -> dict:
+        return {name: getattr(record, name) for name in ACKNOWLEDGEMENTS}
+
+
+class WithdrawalOutput(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    withdrawn_at = serializers.DateTimeField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
+class CheckOutput(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    checked_at = serializers.DateTimeField(read_only=True)
+    stage = serializers.CharField(read_only=True)
+    told_attendance_required = serializers.BooleanField(read_only=True)
+    sanction_mentioned = serializers.BooleanField(read_only=True)
+    feels_free_to_stop = serializers.BooleanField(read_only=True)
+    goals_set_by_client = serializers.BooleanField(read_only=True)
+    employment_goal_raised_by = serializers.CharField(read_only=True)
+    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
+class DischargeOutput(serializers.Serializer):
+    discharged_on = serializers.DateField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
+class DeclineOutput(serializers.Serializer):
+    declined_on = serializers.DateField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
+class ReferralDetailOutput(ReferralOutput):
+    consents = ConsentOutput(many=True, read_only=True)
+    withdrawals = WithdrawalOutput(many=True, read_only=True)
+    voluntariness_checks = CheckOutput(many=True, read_only=True)
+    discharge = serializers.SerializerMethodField()
+    decline = serializers.SerializerMethodField()
+    access = serializers.SerializerMethodField()
+
+    @extend_schema_field(DischargeOutput(allow_null=True))
+    def get_discharge(self, referral):
+        discharge = getattr(referral, "discharge", None) if hasattr(referral, "discharge") else None
+        return DischargeOutput(discharge).data if discharge else None
+
+    @extend_schema_field(DeclineOutput(allow_null=True))
+    def get_decline(self, referral):
+        decline = getattr(referral, "decline", None) if hasattr(referral, "decline") else None
+        return DeclineOutput(decline).data if decline else None
+
+    @extend_schema_field(serializers.CharField(help_text="assigned, or break_glass when opened by break-glass"))
+    def get_access(self, referral) -> str:
+        return self.context.get("access", "assigned")
+
+
+class ReferralFilter(filters.FilterSet):
+    site = filters.NumberFilter(field_name="site_id")
+    status = filters.ChoiceFilter(choices=ReferralStatus.choices)
+    pathway = filters.ChoiceFilter(choices=Pathway.choices)
+    referred_after = filters.DateFilter(field_name="referred_on", lookup_expr="gte")
+    referred_before = filters.DateFilter(field_name="referred_on", lookup_expr="lte")
+
+
+def _detail(referral_id, request, access="assigned"):
+    """Reload a referral the firewall has opened with everything under it (no further log: already logged)."""
+    referral = selectors.referral_detail().get(pk=referral_id)
+    return ReferralDetailOutput(referral, context={"request": request, "access": access}).data
+
+
+def _reload(referral_id) -> Referral:
+    return selectors.referral_detail().get(pk=referral_id)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Referrals this user may see", responses=ReferralOutput(many=True)),
+    retrieve=extend_schema(summary="One referral with its records and computed voluntariness", responses=ReferralDetailOutput),
+    create=extend_schema(summary="Record a referral (and its client)", request=ReferralInput, responses={201: ReferralDetailOutput}),
+)
+class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ClientDataViewSet):
+    filterset_class = ReferralFilter
+    serializer_class = ReferralOutput
+    purposes = {
+        "consents": firewall.Purpose.CHANGE,
+        "withdrawals": firewall.Purpose.CHANGE,
+        "voluntariness_checks": firewall.Purpose.CHANGE,
+        "discharge": firewall.Purpose.CHANGE,
+        "decline": firewall.Purpose.CHANGE,
+        "assignments": firewall.Purpose.ASSIGN,
+    }
+
+    def safely_get_queryset(self) -> QuerySet:
+        if self.action == "list":
+            return selectors.referrals_for_list()
+        return selectors.referral_detail()
+
+    def list(self, request, *args, **kwargs):
+        rows = self.list_through_firewall(request)
+        return self.get_paginated_response(ReferralOutput(rows, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        referral = self.get_object()
+        return Response(ReferralDetailOutput(referral, context={"request": request}).data)
+
+    def create(self, request, *args, **kwargs):
+        data = ReferralInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        site = Site.objects.select_related("provider").filter(pk=values["site"]).first()
+        context = access_context(request)
+        if site is None and services.may_record_referrals(request.user):
+            return Response(
+                {"detail": "Some fields need correcting.", "errors": {"site": [f"No site {values['site']}; see /api/v1/sites/."]}},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        referral = services.create_referral(
+            context=context,
+            site=site,
+            referred_on=values["referred_on"],
+            source_of_referral=values["source_of_referral"],
+            how_heard=values["how_heard"],
+            pathway=values["pathway"],
+            **values["client"],
+        )
+        return Response(_detail(referral.pk, request), status=status.HTTP_201_CREATED)
+
+    def _record(self, request, input_class, service, pk, **extra):
+        data = input_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        service(context=access_context(request), referral_id=pk, **data.validated_data, **extra)
+        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Record explicit, informed, voluntary consent", request=ConsentInput, responses={201: ReferralDetailOutput})
+    @action(detail=True, methods=["post"])
+    def consents(self, request, pk=None):
+        data = ConsentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        template = ConsentTemplate.objects.filter(pk=values.pop("template")).first()
+        if template is None:
+            # Open through the firewall first so an unknown referral stays a 404 whatever the body says.
+            firewall.open_referral(access_context(request), pk, purpose=firewall.Purpose.CHANGE, action=Action.RECORD)
+            return Response(
+                {"detail": "Some fields need correcting.", "errors": {"template": ["No such consent template; see /api/v1/consent-templates/."]}},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        services.record_consent(context=access_context(request), referral_id=pk, template=template, **values)
+        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Record a withdrawal of consent", request=WithdrawalInput, responses={201: ReferralDetailOutput})
+    @action(detail=True, methods=["post"])
+    def withdrawals(self, request, pk=None):
+        return self._record(request, WithdrawalInput, services.record_withdrawal, pk)
+
+    @extend_schema(summary="Record a voluntariness check", request=CheckInput, responses={201: ReferralDetailOutput})
+    @action(detail=True, methods=["post"], url_path="voluntariness-checks")
+    def voluntariness_checks(self, request, pk=None):
+        return self._record(request, CheckInput, services.record_voluntariness_check, pk)
+
+    @extend_schema(summary="Discharge", request=DischargeInput, responses={201: ReferralDetailOutput})
+    @action(detail=True, methods=["post"])
+    def discharge(self, request, pk=None):
+        return self._record(request, DischargeInput, services.discharge_referral, pk)
+
+    @extend_schema(summary="The client decided not to go ahead after it was explained", request=DeclineInput, responses={201: ReferralDetailOutput})
+    @action(detail=True, methods=["post"])
+    def decline(self, request, pk=None):
+        return self._record(request, DeclineInput, services.record_decline, pk)
+
+    @extend_schema(summary="Break-glass: a clinical lead opens a referral outside their assignment, with a reason", request=BreakGlassInput, responses={200: ReferralDetailOutput})
+    @action(detail=True, methods=["post"], url_path="break-glass")
+    def break_glass(self, request, pk=None):
+        data = BreakGlassInput(data=request.data)
+        valid = data.is_valid()
+        # The firewall decides first: a non-lead or an unknown id is a logged 404 whatever the body.
+        referral = firewall.break_glass(
+            access_context(request), pk, reason=data.validated_data.get("reason", "") if valid else "", base=selectors.referral_detail()
+        )
+        return Response(ReferralDetailOutput(referral, context={"request": request, "access": "break_glass"}).data)
+
+    @extend_schema(
+        summary="Assign a therapist (clinical lead)",
+        request=AssignmentInput,
+        responses={201: OpenApiResponse(description="Assigned therapists")},
+    )
+    @action(detail=True, methods=["post"])
+    def assignments(self, request, pk=None):
+        from colocation.models import User
+
+        data = AssignmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        referral = self.get_object()
+        therapist = User.objects.select_related("staff_profile").filter(username=data.validated_data["therapist"]).first()
+        if therapist is None:
+            return Response(
+                {"detail": "Some fields need correcting.", "errors": {"therapist": ["No such user."]}}, status=status.HTTP_400_BAD_REQUEST
+            )
+        firewall.assign_therapist(access_context(request), referral, therapist)
+        return Response({"assigned": list(firewall.assigned_therapists(referral).values_list("username", flat=True))}, status=201)

@@ -1,0 +1,21 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from api import accounts, colocation, referrals
+
+router = DefaultRouter()
+router.register("sites", colocation.SiteViewSet, basename="site")
+router.register("pilots", colocation.PilotViewSet, basename="pilot")
+router.register("consent-templates", colocation.ConsentTemplateViewSet, basename="consent-template")
+router.register("referrals", referrals.ReferralViewSet, basename="referral")
+
+urlpatterns = [
+    path("api/v1/auth/token/", accounts.TokenView.as_view(), name="auth-token"),
+    path("api/v1/me/", accounts.MeView.as_view(), name="me"),
+    path("api/v1/", include(router.urls)),
+    path("api/auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]

@@ -1,0 +1,34 @@
+"""Reads about organisations, sites and pilots (none of it client data)."""
+
+from django.db.models import QuerySet
+
+from colocation.models import Organisation, OrganisationKind, Pilot, Site, StaffProfile, User
+
+
+def staff_profile_of(user: User) -> StaffProfile | None:
+    """The user's staff profile, or None for an account without one (which then sees nothing)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        return user.staff_profile
+    except StaffProfile.DoesNotExist:
+        return None
+
+
+def organisation_of(user: User) -> Organisation | None:
+    profile = staff_profile_of(user)
+    return profile.organisation if profile else None
+
+
+def is_benefits_agency_account(user: User) -> bool:
+    """Whether the account belongs to a benefits agency, read from its organisation's kind."""
+    organisation = organisation_of(user)
+    return organisation is not None and organisation.kind == OrganisationKind.BENEFITS_AGENCY
+
+
+def sites_list() -> QuerySet[Site]:
+    return Site.objects.select_related("host_organisation", "provider").order_by("name", "pk")
+
+
+def pilots_list() -> QuerySet[Pilot]:
+    return Pilot.objects.prefetch_related("sites", "overseen_by").order_by("name", "pk")

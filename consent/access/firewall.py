@@ -1,0 +1,317 @@
+"""The data firewall: who may see or act on which referral, decided in one place and logged.
+
+Deny by default. One rule sits above the object permissions and cannot be granted away: an account of a
+benefits agency gets nothing about any client, whatever flags, groups or permission rows it holds.
+"""
+
+import uuid
+from enum import Enum
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
+from guardian.shortcuts import assign_perm, remove_perm
+
+from colocation.models import Organisation, OrganisationKind, Role, Site, User
+from colocation.selectors import is_benefits_agency_account, staff_profile_of
+from consent.access.log import AccessContext, AlertReason, EventDraft, record_access
+from consent.access.models import (
+    Action,
+    Outcome,
+    ReferralGroupObjectPermission,
+    ReferralUserObjectPermission,
+)
+from consent.models import Referral
+
+CLINICAL_ROLES = (Role.THERAPIST, Role.CLINICAL_LEAD)
+VIEW, CHANGE = "view_referral", "change_referral"
+
+
+class Purpose(Enum):
+    """What the caller wants to do with a referral; each has its own rule below."""
+
+    VIEW = "view"  # clinical read: detail, list, consent receipt
+    CHANGE = "change"  # record consent, withdrawal, check, decline, discharge
+    ASSIGN = "assign"  # a clinical lead assigns or unassigns therapists
+    ACCESS_HISTORY = "access_history"  # the assigned team or the provider's DPO
+    FHIR_EXPORT = "fhir_export"  # the assigned team or the provider's DPO
+    SUBJECT_ACCESS = "subject_access"  # the provider's DPO only
+
+
+class ReferralNotFound(Http404):
+    """The same answer for a referral that does not exist and one the user may not see."""
+
+    def __init__(self):
+        super().__init__("No referral found with that id.")
+
+
+class ClientDataRefused(PermissionDenied):
+    """A client-data list refused as a whole (benefits-agency accounts), with no count."""
+
+    def __init__(self):
+        super().__init__("This account may not see client data.")
+
+
+class GrantRefused(ValidationError):
+    pass
+
+
+def refuse_client_data_grant_to(user: User) -> None:
+    """Raise if the account may never hold a permission on client data."""
+    if is_benefits_agency_account(user):
+        raise GrantRefused(
+            {"user": f"{user.get_username()} belongs to a benefits agency and can never hold a permission on client data."}
+        )
+
+
+def _clinical_profile(user):
+    """The user's staff profile if they are a clinician of a therapy provider, else None."""
+    if is_benefits_agency_account(user):
+        return None
+    profile = staff_profile_of(user)
+    if profile is None or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+        return None
+    return profile
+
+
+def _granted(user: User, codename: str) -> QuerySet:
+    """Ids of referrals granted to the user directly or through a group, as one UNION subquery.
+
+    A UNION inside IN lets the database plan a semi-join on the referral primary key; the OR of two
+    subqueries that guardian builds forces a scan of the whole referral table on PostgreSQL.
+    """
+    direct = ReferralUserObjectPermission.objects.filter(
+        user_id=user.pk, permission__codename=codename, permission__content_type__app_label="consent"
+    ).values("content_object_id")
+    through_group = ReferralGroupObjectPermission.objects.filter(
+        group__user=user.pk, permission__codename=codename, permission__content_type__app_label="consent"
+    ).values("content_object_id")
+    return direct.union(through_group)
+
+
+def referrals_visible_to(user: User, purpose: Purpose = Purpose.VIEW, base: QuerySet | None = None) -> QuerySet:
+    """The referrals this user may reach for this purpose, filtered in SQL. Empty for anyone not allowed."""
+    base = Referral.objects.all() if base is None else base
+    if is_benefits_agency_account(user):
+        # Checked first, before any permission: nothing can grant this away.
+        return base.none()
+    profile = staff_profile_of(user)
+    if profile is None or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+        return base.none()
+    own = base.filter(provider_id=profile.organisation_id)
+    is_dpo = profile.role == Role.DPO
+    if purpose is Purpose.SUBJECT_ACCESS:
+        return own if is_dpo else base.none()
+    if purpose in (Purpose.ACCESS_HISTORY, Purpose.FHIR_EXPORT) and is_dpo:
+        return own
+    if profile.role not in CLINICAL_ROLES:
+        return base.none()
+    if purpose is Purpose.ASSIGN and profile.role != Role.CLINICAL_LEAD:
+        return base.none()
+    codename = CHANGE if purpose in (Purpose.CHANGE, Purpose.ASSIGN) else VIEW
+    return own.filter(pk__in=_granted(user, codename))
+
+
+def _chains_concerned_by(user: User, referral: Referral | None) -> list[Organisation]:
+    """The provider chains an event belongs on.
+
+    An event about a referral goes on its provider's chain. A benefits-agency attempt with no referral
+    (a list, or an id that does not exist) goes on the chains of every provider co-located with that
+    agency, so each of their DPOs sees it; anything else on the actor's own organisation's chain.
+    """
+    if referral is not None:
+        return [referral.provider]
+    profile = staff_profile_of(user)
+    if profile is None:
+        return []
+    if profile.organisation.kind == OrganisationKind.BENEFITS_AGENCY:
+        provider_ids = Site.objects.filter(host_organisation=profile.organisation).values("provider_id")
+        providers = list(Organisation.objects.filter(pk__in=provider_ids).order_by("pk"))
+        return providers or [profile.organisation]
+    return [profile.organisation]
+
+
+def _referral_draft(referral: Referral, chain, *, action, outcome, status, purpose="", alerts=()) -> EventDraft:
+    return EventDraft(
+        chain=chain,
+        action=action,
+        outcome=outcome,
+        status=status,
+        object_type="referral",
+        object_id=str(referral.pk),
+        client_pseudonym=referral.client_id,
+        referral_id=referral.pk,
+        purpose=purpose,
+        extra_alerts=list(alerts),
+    )
+
+
+def _log_refusal(context: AccessContext, *, action: str, referral: Referral | None, object_id: str, status: int):
+    drafts = []
+    for chain in _chains_concerned_by(context.user, referral):
+        if referral is not None:
+            drafts.append(_referral_draft(referral, chain, action=action, outcome=Outcome.DENIED, status=status))
+        else:
+            drafts.append(
+                EventDraft(chain=chain, action=action, outcome=Outcome.DENIED, status=status,
+                           object_type="referral", object_id=object_id[:64])
+            )  # fmt: skip
+    record_access(context, drafts)
+
+
+def _parse_id(referral_id) -> uuid.UUID | None:
+    try:
+        return referral_id if isinstance(referral_id, uuid.UUID) else uuid.UUID(str(referral_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def open_referral(
+    context: AccessContext,
+    referral_id,
+    *,
+    purpose: Purpose,
+    action: str = Action.READ,
+    base: QuerySet | None = None,
+    lock: bool = False,
+) -> Referral:
+    """The one way to reach a single referral: checked, logged, or refused as not found."""
+    pk = _parse_id(referral_id)
+    visible = referrals_visible_to(context.user, purpose, base)
+    if lock:
+        visible = visible.select_for_update(of=("self",))
+    referral = visible.filter(pk=pk).first() if pk else None
+    if referral is None:
+        existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
+        _log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404)
+        raise ReferralNotFound()
+    record_access(
+        context,
+        [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=200)],
+    )
+    return referral
+
+
+def break_glass(context: AccessContext, referral_id, *, reason: str, base: QuerySet | None = None) -> Referral:
+    """A clinical lead opens a referral of their own organisation outside their assignment, giving a reason."""
+    reason = (reason or "").strip()
+    pk = _parse_id(referral_id)
+    profile = _clinical_profile(context.user)
+    referral = None
+    if pk and profile is not None and profile.role == Role.CLINICAL_LEAD:
+        queryset = Referral.objects.all() if base is None else base
+        referral = queryset.filter(pk=pk, provider_id=profile.organisation_id).first()
+    if referral is None:
+        existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
+        _log_refusal(context, action=Action.BREAK_GLASS, referral=existing, object_id=str(referral_id), status=404)
+        raise ReferralNotFound()
+    if not reason:
+        raise ValidationError({"reason": "Break-glass access needs a reason, for example a safeguarding concern."})
+    record_access(
+        context,
+        [
+            _referral_draft(
+                referral, referral.provider, action=Action.BREAK_GLASS, outcome=Outcome.ALLOWED, status=200,
+                purpose=reason, alerts=[AlertReason.OUTSIDE_ASSIGNMENT],
+            )
+        ],
+    )  # fmt: skip
+    return referral
+
+
+def refuse_list_if_not_allowed(context: AccessContext) -> None:
+    """A benefits-agency account is refused every client-data list as a whole, and the attempt logged."""
+    if is_benefits_agency_account(context.user):
+        _log_refusal(context, action=Action.LIST, referral=None, object_id="", status=403)
+        raise ClientDataRefused()
+
+
+def record_listed(context: AccessContext, referrals) -> None:
+    """One access event per referral shown in a list, in one bulk insert."""
+    record_access(
+        context,
+        [_referral_draft(r, r.provider, action=Action.LIST, outcome=Outcome.ALLOWED, status=200) for r in referrals],
+    )
+
+
+def record_allowed(context: AccessContext, referral: Referral, *, action: str, status: int = 200, purpose: str = ""):
+    """Log an allowed action on a referral the firewall already opened (a record written, an export)."""
+    record_access(
+        context,
+        [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=status, purpose=purpose)],
+    )
+
+
+def grant_on_creation(referral: Referral, recorder: User) -> None:
+    """A new referral is granted to the therapist who recorded it and to their clinical team's group."""
+    refuse_client_data_grant_to(recorder)
+    for codename in (VIEW, CHANGE):
+        assign_perm(f"consent.{codename}", recorder, referral)
+        if referral.team_id:
+            assign_perm(f"consent.{codename}", referral.team.group, referral)
+
+
+@transaction.atomic
+def assign_therapist(context: AccessContext, referral: Referral, therapist: User) -> None:
+    """Grant a therapist of the referral's provider access to it; logged as a grant."""
+    refuse_client_data_grant_to(therapist)
+    profile = staff_profile_of(therapist)
+    if profile is None or profile.organisation_id != referral.provider_id or profile.role not in CLINICAL_ROLES:
+        raise ValidationError({"therapist": "Only a therapist or clinical lead of the referral's provider can be assigned."})
+    for codename in (VIEW, CHANGE):
+        assign_perm(f"consent.{codename}", therapist, referral)
+    record_access(
+        context,
+        [_referral_draft(referral, referral.provider, action=Action.GRANT, outcome=Outcome.ALLOWED, status=200,
+                         purpose=f"assigned {therapist.get_username()}")],
+    )  # fmt: skip
+
+
+@transaction.atomic
+def unassign_therapist(context: AccessContext, referral: Referral, therapist: User) -> None:
+    """Revoke a therapist's access to a referral; logged as a revoke."""
+    for codename in (VIEW, CHANGE):
+        remove_perm(f"consent.{codename}", therapist, referral)
+    record_access(
+        context,
+        [_referral_draft(referral, referral.provider, action=Action.REVOKE, outcome=Outcome.ALLOWED, status=200,
+                         purpose=f"unassigned {therapist.get_username()}")],
+    )  # fmt: skip
+
+
+def assigned_therapists(referral: Referral) -> QuerySet:
+    """Users granted this referral directly (its assignment)."""
+    return User.objects.filter(
+        Exists(ReferralUserObjectPermission.objects.filter(user=OuterRef("pk"), content_object=referral, permission__codename=VIEW))
+    ).order_by("username")
+
+
+def may_act_on(user: User, referral: Referral, purpose: Purpose) -> bool:
+    """Whether this user may do this to this referral (one query)."""
+    return referrals_visible_to(user, purpose).filter(pk=referral.pk).exists()
+
+
+__all__ = [
+    "Purpose", "ReferralNotFound", "ClientDataRefused", "GrantRefused", "refuse_client_data_grant_to",
+    "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "record_listed",
+    "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
+    "may_act_on", "record_sign_in",
+]  # fmt: skip
+
+
+def record_sign_in(context: AccessContext, user: User, *, succeeded: bool) -> None:
+    """A sign-in or failed sign-in of a known account, on the chains of the organisations it concerns."""
+    drafts = [
+        EventDraft(
+            chain=chain,
+            action=Action.SIGN_IN if succeeded else Action.SIGN_IN_FAILED,
+            outcome=Outcome.ALLOWED if succeeded else Outcome.DENIED,
+            status=200 if succeeded else 400,
+            object_type="user",
+            object_id=str(user.pk),
+        )
+        for chain in _chains_concerned_by(user, None)
+        if chain.kind == OrganisationKind.THERAPY_PROVIDER
+    ]
+    record_access(AccessContext(user=user, request_id=context.request_id, method=context.method, path=context.path), drafts)

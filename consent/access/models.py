@@ -1,0 +1,112 @@
+"""Object permissions on referrals (guardian, direct foreign keys) and the hash-chained access log."""
+
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from colocation.models import Organisation
+
+
+class ReferralUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey("consent.Referral", on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["user", "permission", "content_object"], name="referral_uperm_lookup")]
+
+    def save(self, *args, **kwargs):
+        # Whatever path writes a grant (guardian's assign_perm, the admin, a shell), the firewall refuses
+        # one to a benefits-agency account.
+        from consent.access.firewall import refuse_client_data_grant_to
+
+        refuse_client_data_grant_to(self.user)
+        super().save(*args, **kwargs)
+
+
+class ReferralGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey("consent.Referral", on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["group", "permission", "content_object"], name="referral_gperm_lookup")]
+
+
+class Action(models.TextChoices):
+    READ = "read", "Read"
+    LIST = "list", "List"
+    CREATE = "create", "Create"
+    RECORD = "record", "Record (consent, withdrawal, check, decline, discharge)"
+    EXPORT = "export", "Export"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+    GRANT = "grant", "Permission grant"
+    REVOKE = "revoke", "Permission revoke"
+    BREAK_GLASS = "break_glass", "Break-glass"
+    SIGN_IN = "sign_in", "Sign-in"
+    SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+    RETENTION = "retention", "Retention erasure"
+
+
+class Outcome(models.TextChoices):
+    ALLOWED = "allowed", "Allowed"
+    DENIED = "denied", "Denied"
+
+
+class AccessEvent(models.Model):
+    """One access to client data. Append-only (database triggers) and hash-chained per provider."""
+
+    chain = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    seq = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    # Plain values, not foreign keys: the log must outlive renamed or deleted accounts.
+    actor_id = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150)
+    actor_organisation_id = models.BigIntegerField(null=True)
+    actor_organisation_kind = models.CharField(max_length=32, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    # Clients are named only by pseudonym, so erasing identifiers leaves the log whole.
+    client_pseudonym = models.UUIDField(null=True)
+    referral_id = models.UUIDField(null=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    purpose = models.CharField(max_length=500, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    method = models.CharField(max_length=10, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    status = models.PositiveSmallIntegerField(null=True)
+    alert_reasons = models.CharField(max_length=200, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["chain", "seq"]
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="access_event_chain_seq")]
+        indexes = [
+            models.Index(fields=["chain", "-occurred_at"], name="access_event_chain_time"),
+            models.Index(fields=["referral_id", "occurred_at"], name="access_event_referral"),
+            models.Index(fields=["actor_id", "occurred_at"], name="access_event_actor"),
+        ]
+
+
+class ChainHead(models.Model):
+    """The newest event of one organisation's chain; its row lock serialises that chain's writers."""
+
+    organisation = models.OneToOneField(Organisation, on_delete=models.PROTECT, primary_key=True, related_name="+")
+    seq = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64)
+
+
+class Disposition(models.TextChoices):
+    NO_CONCERN = "no_concern", "No concern"
+    INVESTIGATING = "investigating", "Investigating"
+    BREACH_CONFIRMED = "breach_confirmed", "Breach confirmed"
+
+
+class AlertDisposition(models.Model):
+    """A DPO's decision on an alert. Append-only: a new decision is a new row."""
+
+    event = models.ForeignKey(AccessEvent, on_delete=models.PROTECT, related_name="dispositions")
+    disposition = models.CharField(max_length=32, choices=Disposition.choices)
+    note = models.TextField(max_length=4000)
+    decided_by = models.ForeignKey("colocation.User", on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["decided_at", "pk"]

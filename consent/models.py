@@ -1,0 +1,254 @@
+"""The client's side: clients, referrals, consent templates and the append-only records of an episode."""
+
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from colocation.models import ClinicalTeam, Organisation, Site
+from consent.source_of_referral import SOURCE_OF_REFERRAL_CHOICES
+
+
+class HowHeard(models.TextChoices):
+    WORK_COACH_SUGGESTED = "work_coach_suggested", "A work coach suggested it"
+    LEAFLET_OR_POSTER = "leaflet_or_poster", "Leaflet or poster"
+    GP = "gp", "GP"
+    FRIEND_OR_FAMILY = "friend_or_family", "Friend or family"
+    FOUND_THEMSELVES = "found_themselves", "Found it themselves"
+    OTHER = "other", "Other"
+
+
+class Pathway(models.TextChoices):
+    SELF_REFERRAL = "self_referral", "Self-referral"
+    SIGNPOSTED_BY_WORK_COACH = "signposted_by_work_coach", "Signposted by a work coach"
+    MANDATED_ASSESSMENT = "mandated_assessment", "Mandated assessment"
+    BENEFIT_CONDITION = "benefit_condition", "Benefit condition"
+
+
+# Recorded honestly, never refused: these are what the compliance report exists to show.
+INVOLUNTARY_PATHWAYS = (Pathway.MANDATED_ASSESSMENT, Pathway.BENEFIT_CONDITION)
+
+
+class ReferralStatus(models.TextChoices):
+    AWAITING_CONSENT = "awaiting_consent", "Awaiting consent"
+    ACTIVE = "active", "Active"
+    DECLINED = "declined", "Declined after explanation"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    DISCHARGED = "discharged", "Discharged"
+
+
+class ConsentMethod(models.TextChoices):
+    VERBAL = "verbal", "Verbal"
+    WRITTEN = "written", "Written"
+    DIGITAL = "digital", "Digital"
+
+
+class ConsentScope(models.TextChoices):
+    TREATMENT = "treatment", "Treatment"
+    DATA_SET_SUBMISSION = "data_set_submission", "NHS Talking Therapies data set submission"
+    CONTACT_BY_PHONE = "contact_by_phone", "Contact by phone"
+    CONTACT_BY_SMS = "contact_by_sms", "Contact by SMS"
+    CONTACT_BY_LETTER = "contact_by_letter", "Contact by letter"
+    SHARE_WITH_GP = "share_with_gp", "Share with GP"
+
+
+# Each must be true for consent to count as explicit and voluntary.
+ACKNOWLEDGEMENTS = (
+    "attendance_is_optional",
+    "no_effect_on_benefits",
+    "service_separate_from_jobcentre",
+    "nothing_shared_with_jobcentre",
+    "free_to_withdraw",
+)
+
+
+class WithdrawalReason(models.TextChoices):
+    NO_LONGER_WANTED = "no_longer_wanted", "No longer wanted"
+    FELT_PRESSURED = "felt_pressured", "Felt pressured"
+    MOVED_OR_UNREACHABLE = "moved_or_unreachable", "Moved or unreachable"
+    OTHER = "other", "Other"
+
+
+class CheckStage(models.TextChoices):
+    INTAKE = "intake", "Intake"
+    DURING_THERAPY = "during_therapy", "During therapy"
+    DISCHARGE = "discharge", "Discharge"
+
+
+class GoalRaisedBy(models.TextChoices):
+    NOBODY = "nobody", "Nobody"
+    CLIENT = "client", "The client"
+    THERAPIST = "therapist", "The therapist"
+    BENEFITS_AGENCY = "benefits_agency", "The benefits agency"
+
+
+class DischargeReason(models.TextChoices):
+    COMPLETED = "completed", "Completed"
+    CLIENT_ENDED = "client_ended", "Client ended"
+    NOT_SUITABLE = "not_suitable", "Not suitable"
+    REFERRED_ON = "referred_on", "Referred on"
+    NO_CONTACT = "no_contact", "No contact"
+
+
+class Client(models.Model):
+    """A pseudonymous client: no name, no address."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="clients")
+    # Blank once erased under the retention policy; the pseudonym stays for the access log.
+    local_reference = models.CharField(max_length=64, blank=True)
+    nhs_number = models.CharField("NHS number", max_length=10, blank=True)
+    year_of_birth = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    identifiers_erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "local_reference"],
+                condition=~models.Q(local_reference=""),
+                name="client_local_reference_unique_per_provider",
+            ),
+        ]
+
+    def __str__(self):
+        return f"client {self.pk}"
+
+
+class Referral(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="referrals")
+    # The client's provider, kept on the referral so the firewall filters without a join.
+    provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="referrals")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="referrals")
+    team = models.ForeignKey(ClinicalTeam, on_delete=models.PROTECT, null=True, blank=True, related_name="referrals")
+    referred_on = models.DateField()
+    source_of_referral = models.CharField(max_length=2, choices=SOURCE_OF_REFERRAL_CHOICES)
+    how_heard = models.CharField(max_length=32, choices=HowHeard.choices)
+    pathway = models.CharField(max_length=32, choices=Pathway.choices)
+    status = models.CharField(max_length=32, choices=ReferralStatus.choices, default=ReferralStatus.AWAITING_CONSENT)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-referred_on", "-created_at"]
+        indexes = [
+            models.Index(fields=["site", "referred_on"], name="referral_site_referred_on"),
+            models.Index(fields=["-referred_on", "-created_at"], name="referral_list_order"),
+        ]
+
+    def __str__(self):
+        return f"referral {self.pk}"
+
+
+class ConsentTemplate(models.Model):
+    """The text a client is told; immutable once a consent record uses it."""
+
+    code = models.SlugField(max_length=64)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    body_sha256 = models.CharField(max_length=64, editable=False)
+    effective_from = models.DateField()
+    effective_to = models.DateField(null=True, blank=True)
+    language = models.CharField(max_length=8, default="en")
+
+    class Meta:
+        ordering = ["code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version", "language"], name="template_unique_version"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} v{self.version} ({self.language})"
+
+    def save(self, *args, **kwargs):
+        # The hash is derived from the body, never typed in.
+        self.body_sha256 = hashlib.sha256(self.body.encode("utf-8")).hexdigest()
+        super().save(*args, **kwargs)
+
+
+class AppendOnlyRecord(models.Model):
+    """Common fields of the append-only records of an episode; corrections point at what they supersede."""
+
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class ConsentRecord(AppendOnlyRecord):
+    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="consents")
+    template = models.ForeignKey(ConsentTemplate, on_delete=models.PROTECT, related_name="consents")
+    given_at = models.DateTimeField()
+    method = models.CharField(max_length=16, choices=ConsentMethod.choices)
+    scopes = models.JSONField(default=list)
+    attendance_is_optional = models.BooleanField()
+    no_effect_on_benefits = models.BooleanField()
+    service_separate_from_jobcentre = models.BooleanField()
+    nothing_shared_with_jobcentre = models.BooleanField()
+    free_to_withdraw = models.BooleanField()
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+
+    class Meta:
+        ordering = ["given_at", "pk"]
+        constraints = [
+            # Explicit and voluntary consent needs every acknowledgement; the database holds the line too.
+            models.CheckConstraint(
+                name="consent_all_acknowledgements",
+                condition=models.Q(
+                    attendance_is_optional=True,
+                    no_effect_on_benefits=True,
+                    service_separate_from_jobcentre=True,
+                    nothing_shared_with_jobcentre=True,
+                    free_to_withdraw=True,
+                ),
+            ),
+        ]
+
+
+class Withdrawal(AppendOnlyRecord):
+    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="withdrawals")
+    withdrawn_at = models.DateTimeField()
+    reason = models.CharField(max_length=32, choices=WithdrawalReason.choices)
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+
+    class Meta:
+        ordering = ["withdrawn_at", "pk"]
+
+
+class VoluntarinessCheck(AppendOnlyRecord):
+    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="voluntariness_checks")
+    checked_at = models.DateTimeField()
+    stage = models.CharField(max_length=16, choices=CheckStage.choices)
+    told_attendance_required = models.BooleanField()
+    sanction_mentioned = models.BooleanField()
+    feels_free_to_stop = models.BooleanField()
+    goals_set_by_client = models.BooleanField()
+    employment_goal_raised_by = models.CharField(max_length=16, choices=GoalRaisedBy.choices)
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+
+    class Meta:
+        ordering = ["checked_at", "pk"]
+
+
+class Decline(AppendOnlyRecord):
+    """The client decided not to go ahead after it was explained: counted, never dropped."""
+
+    referral = models.OneToOneField(Referral, on_delete=models.PROTECT, related_name="decline")
+    declined_on = models.DateField()
+
+
+class Discharge(AppendOnlyRecord):
+    referral = models.OneToOneField(Referral, on_delete=models.PROTECT, related_name="discharge")
+    discharged_on = models.DateField()
+    reason = models.CharField(max_length=16, choices=DischargeReason.choices)

@@ -1,0 +1,198 @@
+"""Disclosure control for published counts: NHS England's HES rule for sub-national statistics.
+
+Primary rule: 0 stays 0, a count from 1 to 7 is withheld (shown as "*"), any larger count is
+rounded to the nearest 5. Shares and medians are withheld when they rest on a withheld count.
+
+Secondary rule: a withheld cell must not be recoverable by subtraction. Cells are grouped as a
+total plus the parts that add up to it (a row of a table and its row total, a column and its
+column total, the row totals and the grand total, the column totals and the grand total). In
+every group, counting the total as a member, the number of withheld cells is never exactly one:
+one withheld part could be got back as total minus the other parts, and a withheld total with
+every part shown could be got back by adding the parts up.
+
+Strategy when a group has exactly one withheld cell:
+- withhold the smallest non-zero shown part as well (the earliest one on a tie), because that
+  costs the reader the least information;
+- if there is no such part (every other part is a true 0, which is always published as 0),
+  withhold the total instead.
+Only non-zero cells are ever withheld, so a published 0 always means a true 0 and a true 0 is
+always published. In a table the groups share cells, so the rule is applied repeatedly until no
+group changes; it only ever adds withheld cells, so it stops.
+
+This is the usual structural rule; it does not solve the full audit problem (bounds that a
+determined reader could get from several groups at once), which rounding to 5 blurs further.
+"""
+
+from collections.abc import Hashable, Iterable
+
+STAR = "*"
+DISCLOSURE_CONTROL = "counts 1-7 shown as *, others rounded to nearest 5"
+
+# The HES rule: counts from 1 up to this value are withheld.
+SMALLEST_SHOWN = 8
+ROUND_TO = 5
+
+
+def _check_count(n: int, name: str = "count") -> None:
+    """Reject anything but a non-negative int, so a bad figure never leaves the server half-controlled."""
+    # bool is an int subclass, but True as a count is always a caller's mistake.
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{name} must not be negative, got {n}")
+
+
+def _is_primary(n: int) -> bool:
+    """Whether the primary rule withholds this count."""
+    return 0 < n < SMALLEST_SHOWN
+
+
+def _round(n: int) -> int:
+    """Round to the nearest 5, halves up (an int is never exactly halfway, so halves never arise)."""
+    return ROUND_TO * ((n + ROUND_TO // 2) // ROUND_TO)
+
+
+def suppress_count(n: int) -> int | str:
+    """Apply the primary rule to one count: 0 -> 0, 1-7 -> "*", otherwise the nearest multiple of 5."""
+    _check_count(n)
+    if n == 0:
+        return 0
+    if _is_primary(n):
+        return STAR
+    return _round(n)
+
+
+def suppress_share(
+    numerator: int,
+    denominator: int,
+    *,
+    numerator_shown: int | str,
+    denominator_shown: int | str,
+) -> float | str | None:
+    """Share numerator/denominator to 2 decimals from the raw figures; "*" if either count is withheld.
+
+    None when the denominator is 0 (there is no share to show). The shown figures are what the
+    report publishes for the numerator and denominator, so secondary suppression is honoured too.
+    """
+    if denominator == 0:
+        return None
+    if numerator_shown == STAR or denominator_shown == STAR:
+        return STAR
+    # Raw figures, not the rounded ones: rounding both sides could shift the share a lot.
+    return round(numerator / denominator, 2)
+
+
+def suppress_median(value: float | None, *, resting_on: int | str) -> float | str | None:
+    """The median as given, or "*" when the count it rests on is withheld."""
+    # Withheld first: a missing median must not hint at how small the hidden count is.
+    if resting_on == STAR:
+        return STAR
+    return value
+
+
+def _enforce(
+    values: dict[Hashable, int],
+    groups: Iterable[tuple[Hashable, list[Hashable]]],
+) -> set[Hashable]:
+    """Return the keys to withhold: primary cells, plus secondary ones until no group has exactly one."""
+    groups = list(groups)
+    withheld = {key for key, n in values.items() if _is_primary(n)}
+    changed = True
+    while changed:
+        changed = False
+        for total_key, part_keys in groups:
+            members = [total_key, *part_keys]
+            if sum(key in withheld for key in members) != 1:
+                continue
+            extra = _pick_secondary(values, withheld, total_key, part_keys)
+            if extra is not None:
+                withheld.add(extra)
+                changed = True
+    return withheld
+
+
+def _pick_secondary(
+    values: dict[Hashable, int],
+    withheld: set[Hashable],
+    total_key: Hashable,
+    part_keys: list[Hashable],
+) -> Hashable | None:
+    """The cell to withhold next in a group with exactly one withheld cell, or None if none will do."""
+    candidates = [key for key in part_keys if key not in withheld and values[key] > 0]
+    if candidates:
+        # min() keeps the first of equal values, so the choice is deterministic in part order.
+        return min(candidates, key=lambda key: values[key])
+    if total_key not in withheld and values[total_key] > 0:
+        return total_key
+    # Only a withheld total with all-zero parts gets here, which needs parts that do not add up
+    # to the total; the unlisted remainder then keeps the total from being derived.
+    return None
+
+
+def suppress_group(total: int, parts: dict[str, int]) -> tuple[int | str, dict[str, int | str]]:
+    """Primary and secondary suppression for one total and its parts; returns (shown total, shown parts).
+
+    The parts must not add up to more than the total. If they add up to less (some of the total
+    is not broken down), the rule is still applied to the listed parts as if they were complete,
+    which can only withhold more, never less.
+    """
+    _check_count(total, "total")
+    for name, n in parts.items():
+        _check_count(n, f"part {name!r}")
+    if sum(parts.values()) > total:
+        raise ValueError(f"parts add up to {sum(parts.values())}, more than the total {total}")
+
+    total_key = ("total",)
+    values: dict[Hashable, int] = {total_key: total}
+    values.update({("part", name): n for name, n in parts.items()})
+    withheld = _enforce(values, [(total_key, [("part", name) for name in parts])])
+
+    def shown(key: Hashable) -> int | str:
+        return STAR if key in withheld else suppress_count(values[key])
+
+    return shown(total_key), {name: shown(("part", name)) for name in parts}
+
+
+def suppress_table(rows: dict[str, dict[str, int]]) -> dict:
+    """Primary and secondary suppression for a 2D table of counts, across rows, columns and margins.
+
+    rows maps a row key (e.g. a site) to {category: raw count}; a category missing from a row
+    counts as 0. Totals are computed here from the raw counts, so every group adds up exactly.
+    Returns {"rows": {row: {category: shown}}, "row_totals": {row: shown},
+    "column_totals": {category: shown}, "grand_total": shown}.
+    """
+    # Categories in first-seen order, so the output keeps the caller's column order.
+    categories = list(dict.fromkeys(cat for row in rows.values() for cat in row))
+    for row_key, row in rows.items():
+        for cat, n in row.items():
+            _check_count(n, f"count at {row_key!r}, {cat!r}")
+
+    values: dict[Hashable, int] = {}
+    for row_key, row in rows.items():
+        for cat in categories:
+            values[("cell", row_key, cat)] = row.get(cat, 0)
+        values[("row", row_key)] = sum(row.values())
+    for cat in categories:
+        values[("column", cat)] = sum(row.get(cat, 0) for row in rows.values())
+    values[("grand",)] = sum(values[("row", row_key)] for row_key in rows)
+
+    groups: list[tuple[Hashable, list[Hashable]]] = []
+    for row_key in rows:
+        groups.append((("row", row_key), [("cell", row_key, cat) for cat in categories]))
+    for cat in categories:
+        groups.append((("column", cat), [("cell", row_key, cat) for row_key in rows]))
+    # The margins are groups too: the row totals add up to the grand total, and so do the column totals.
+    groups.append((("grand",), [("row", row_key) for row_key in rows]))
+    groups.append((("grand",), [("column", cat) for cat in categories]))
+
+    withheld = _enforce(values, groups)
+
+    def shown(key: Hashable) -> int | str:
+        return STAR if key in withheld else suppress_count(values[key])
+
+    return {
+        "rows": {row_key: {cat: shown(("cell", row_key, cat)) for cat in categories} for row_key in rows},
+        "row_totals": {row_key: shown(("row", row_key)) for row_key in rows},
+        "column_totals": {cat: shown(("column", cat)) for cat in categories},
+        "grand_total": shown(("grand",)),
+    }

@@ -1,0 +1,162 @@
+"""Reads of client data. Every queryset here is handed to the firewall before anyone sees a row."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db.models import BooleanField, Case, CharField, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from consent.models import (
+    INVOLUNTARY_PATHWAYS,
+    CheckStage,
+    ConsentRecord,
+    ConsentTemplate,
+    GoalRaisedBy,
+    Referral,
+    VoluntarinessCheck,
+    Withdrawal,
+    WithdrawalReason,
+)
+
+
+class Voluntariness:
+    VOLUNTARY = "voluntary"
+    CONCERN = "concern"
+    NOT_VOLUNTARY = "not_voluntary"
+    UNKNOWN = "unknown"
+    ALL = (VOLUNTARY, CONCERN, NOT_VOLUNTARY, UNKNOWN)
+
+
+# Reasons, in the order they are reported, each with the annotation that raises it.
+REASONS = {
+    "v_mandated_pathway": (Voluntariness.NOT_VOLUNTARY, "pathway is mandated_assessment or benefit_condition"),
+    "v_told_required": (Voluntariness.NOT_VOLUNTARY, "a check recorded that the client was told attendance is required"),
+    "v_sanction": (Voluntariness.NOT_VOLUNTARY, "a check recorded that a sanction was mentioned"),
+    "v_not_free_to_stop": (Voluntariness.CONCERN, "a check recorded that the client does not feel free to stop"),
+    "v_goal_by_agency": (Voluntariness.CONCERN, "a check recorded an employment goal raised by the benefits agency"),
+    "v_pressured_withdrawal": (Voluntariness.CONCERN, "the client withdrew citing pressure"),
+    "v_no_consent": (Voluntariness.UNKNOWN, "no explicit consent recorded yet"),
+    "v_no_intake_check": (Voluntariness.UNKNOWN, "no intake voluntariness check recorded yet"),
+}
+
+
+def _current(model, as_of: datetime | None, time_field: str) -> QuerySet:
+    """A record model's rows for the outer referral, not superseded, as known at `as_of`."""
+    rows = model.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True)
+    if as_of is not None:
+        rows = rows.filter(**{f"{time_field}__lte": as_of})
+    return rows
+
+
+def voluntariness_annotations(as_of: datetime | None = None) -> dict:
+    """SQL expressions behind a referral's voluntariness, optionally as it stood at `as_of`.
+
+    The one definition of the rule (DESIGN.md, Voluntariness of a referral): used for every referral the
+    API returns and by the compliance report, so both always agree.
+    """
+    checks = _current(VoluntarinessCheck, as_of, "checked_at")
+    consents = _current(ConsentRecord, as_of, "given_at").filter(
+        attendance_is_optional=True,
+        no_effect_on_benefits=True,
+        service_separate_from_jobcentre=True,
+        nothing_shared_with_jobcentre=True,
+        free_to_withdraw=True,
+    )
+    withdrawals = _current(Withdrawal, as_of, "withdrawn_at")
+    flags = {
+        "v_mandated_pathway": Case(
+            When(pathway__in=INVOLUNTARY_PATHWAYS, then=Value(True)), default=Value(False), output_field=BooleanField()
+        ),
+        "v_told_required": Exists(checks.filter(told_attendance_required=True)),
+        "v_sanction": Exists(checks.filter(sanction_mentioned=True)),
+        "v_not_free_to_stop": Exists(checks.filter(feels_free_to_stop=False)),
+        "v_goal_by_agency": Exists(checks.filter(employment_goal_raised_by=GoalRaisedBy.BENEFITS_AGENCY)),
+        "v_pressured_withdrawal": Exists(withdrawals.filter(reason=WithdrawalReason.FELT_PRESSURED)),
+        "v_no_consent": ~Exists(consents),
+        "v_no_intake_check": ~Exists(checks.filter(stage=CheckStage.INTAKE)),
+    }
+    return flags
+
+
+def voluntariness_status_expression() -> Case:
+    """The status from the flags of voluntariness_annotations(), most serious first."""
+    return Case(
+        When(Q(v_mandated_pathway=True) | Q(v_told_required=True) | Q(v_sanction=True), then=Value(Voluntariness.NOT_VOLUNTARY)),
+        When(Q(v_not_free_to_stop=True) | Q(v_goal_by_agency=True) | Q(v_pressured_withdrawal=True), then=Value(Voluntariness.CONCERN)),
+        When(Q(v_no_consent=True) | Q(v_no_intake_check=True), then=Value(Voluntariness.UNKNOWN)),
+        default=Value(Voluntariness.VOLUNTARY),
+        output_field=CharField(),
+    )  # fmt: skip
+
+
+def with_voluntariness(queryset: QuerySet, as_of: datetime | None = None) -> QuerySet:
+    return queryset.annotate(**voluntariness_annotations(as_of)).annotate(voluntariness_status=voluntariness_status_expression())
+
+
+@dataclass(frozen=True)
+class VoluntarinessResult:
+    status: str
+    reasons: list[str]
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "reasons": self.reasons}
+
+
+def voluntariness_of(referral: Referral) -> VoluntarinessResult:
+    """A referral's voluntariness, from the annotations of with_voluntariness()."""
+    status = referral.voluntariness_status
+    # Report the reasons that decide the status; lesser ones would only confuse.
+    reasons = [text for flag, (level, text) in REASONS.items() if level == status and getattr(referral, flag)]
+    return VoluntarinessResult(status=status, reasons=reasons)
+
+
+def remained_voluntary(referral: Referral) -> bool:
+    """Whether the referral's voluntariness (as annotated for the period end) is voluntary."""
+    return referral.voluntariness_status == Voluntariness.VOLUNTARY
+
+
+def referrals_for_list(*, filters: dict | None = None) -> QuerySet:
+    """The base queryset of the referral list: what each row needs, in a fixed number of queries."""
+    queryset = Referral.objects.select_related("client", "site", "provider")
+    filters = filters or {}
+    if filters.get("site"):
+        queryset = queryset.filter(site_id=filters["site"])
+    if filters.get("status"):
+        queryset = queryset.filter(status=filters["status"])
+    if filters.get("pathway"):
+        queryset = queryset.filter(pathway=filters["pathway"])
+    if filters.get("referred_after"):
+        queryset = queryset.filter(referred_on__gte=filters["referred_after"])
+    if filters.get("referred_before"):
+        queryset = queryset.filter(referred_on__lte=filters["referred_before"])
+    return with_voluntariness(queryset).order_by("-referred_on", "-created_at", "pk")
+
+
+def referral_detail() -> QuerySet:
+    """The base queryset of one referral with everything under it."""
+    return with_voluntariness(
+        Referral.objects.select_related("client", "site", "provider", "discharge", "decline").prefetch_related(
+            Prefetch("consents", queryset=ConsentRecord.objects.select_related("template")),
+            "withdrawals",
+            "voluntariness_checks",
+        )
+    )
+
+
+def latest_consent(referral: Referral) -> ConsentRecord | None:
+    """The newest consent record still in force (not superseded)."""
+    return (
+        ConsentRecord.objects.filter(referral=referral, superseded_by__isnull=True)
+        .select_related("template", "referral__provider", "referral__site__host_organisation")
+        .order_by("-given_at", "-pk")
+        .first()
+    )
+
+
+def consent_templates_in_force(on: date | None = None) -> QuerySet:
+    on = on or timezone.localdate()
+    return ConsentTemplate.objects.filter(Q(effective_to__isnull=True) | Q(effective_to__gte=on), effective_from__lte=on)
+
+
+def template_is_used(template: ConsentTemplate) -> bool:
+    return ConsentRecord.objects.filter(template=template).exists()
