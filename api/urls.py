@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from api import accounts, colocation, referrals
+from api import access_log, accounts, colocation, consent_exports, referrals, reports
 
 router = DefaultRouter()
 router.register("sites", colocation.SiteViewSet, basename="site")
@@ -13,6 +13,10 @@ router.register("referrals", referrals.ReferralViewSet, basename="referral")
 urlpatterns = [
     path("api/v1/auth/token/", accounts.TokenView.as_view(), name="auth-token"),
     path("api/v1/me/", accounts.MeView.as_view(), name="me"),
+    # Each module's own patterns come before the router so deeper paths under /referrals/{id}/ reach them.
+    path("api/v1/", include(consent_exports.urlpatterns)),
+    path("api/v1/", include(access_log.urlpatterns)),
+    path("api/v1/", include(reports.urlpatterns)),
     path("api/v1/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,0 +1,3 @@
+"""URL patterns of this module are included by api.urls."""
+
+urlpatterns: list = []
