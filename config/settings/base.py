@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.SecurityHeadersMiddleware",
+    # Serves the Swagger UI and Redoc assets from the app itself, with or without DEBUG: no CDN, no internet.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -118,7 +120,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Collected for production only (see production.py); elsewhere WhiteNoise reads the apps' folders.
+STATIC_ROOT = None
+# Find files in the apps' static folders directly, so tests and `make run` need no collectstatic.
+WHITENOISE_USE_FINDERS = True
 
 # Request bodies are small JSON documents; anything larger is refused with a 400/413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024)
@@ -162,7 +167,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ReferralStatusEnum": "consent.models.ReferralStatus",
+        "VoluntarinessStatusEnum": ["voluntary", "concern", "not_voluntary", "unknown"],
+    },
 }
 
 # django-axes: lock an account after 5 failures for a while, by username (an address may be shared).
