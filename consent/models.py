@@ -4,6 +4,7 @@ import hashlib
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from colocation.models import ClinicalTeam, Organisation, Site
@@ -155,6 +156,9 @@ class ConsentTemplate(models.Model):
     effective_to = models.DateField(null=True, blank=True)
     language = models.CharField(max_length=8, default="en")
 
+    # What a consent record points at: none of these may change once a record uses the template.
+    IMMUTABLE_FIELDS = ("code", "version", "title", "body", "body_sha256", "effective_from", "language")
+
     class Meta:
         ordering = ["code", "-version"]
         constraints = [
@@ -164,10 +168,28 @@ class ConsentTemplate(models.Model):
     def __str__(self):
         return f"{self.code} v{self.version} ({self.language})"
 
+    @property
+    def policy_uri(self) -> str:
+        """The template version and the hash of its text, as exports (FHIR, consent receipts) point at it."""
+        return f"urn:consent-template:{self.code}:{self.version}#sha256={self.body_sha256}"
+
     def save(self, *args, **kwargs):
         # The hash is derived from the body, never typed in.
         self.body_sha256 = hashlib.sha256(self.body.encode("utf-8")).hexdigest()
+        if not self._state.adding and self.pk:
+            # Immutable once used, whichever path saves it (the admin also makes it read-only): every consent
+            # record's hash must keep meaning the text the client was told.
+            stored = ConsentTemplate.objects.filter(pk=self.pk).values(*self.IMMUTABLE_FIELDS).first()
+            changed = stored and any(stored[name] != getattr(self, name) for name in self.IMMUTABLE_FIELDS)
+            if changed and self.consents.exists():
+                raise ValidationError(
+                    {"body": "This template has been used for consent and cannot change; add a new version instead."}
+                )
         super().save(*args, **kwargs)
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an append-only record in place."""
 
 
 class AppendOnlyRecord(models.Model):
@@ -178,6 +200,16 @@ class AppendOnlyRecord(models.Model):
 
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        # A last line behind the services (which only ever add rows): whatever code path holds a record,
+        # an in-place change is refused, so what the client was told and agreed stays as recorded.
+        if not self._state.adding:
+            raise AppendOnlyError(f"{self._meta.verbose_name} {self.pk} is append-only: record a correction that supersedes it.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self._meta.verbose_name} {self.pk} is append-only and cannot be deleted.")
 
 
 class ConsentRecord(AppendOnlyRecord):
@@ -191,9 +223,7 @@ class ConsentRecord(AppendOnlyRecord):
     service_separate_from_jobcentre = models.BooleanField()
     nothing_shared_with_jobcentre = models.BooleanField()
     free_to_withdraw = models.BooleanField()
-    supersedes = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
-    )
+    supersedes = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by")
 
     class Meta:
         ordering = ["given_at", "pk"]
@@ -216,9 +246,7 @@ class Withdrawal(AppendOnlyRecord):
     referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="withdrawals")
     withdrawn_at = models.DateTimeField()
     reason = models.CharField(max_length=32, choices=WithdrawalReason.choices)
-    supersedes = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
-    )
+    supersedes = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by")
 
     class Meta:
         ordering = ["withdrawn_at", "pk"]
@@ -233,9 +261,7 @@ class VoluntarinessCheck(AppendOnlyRecord):
     feels_free_to_stop = models.BooleanField()
     goals_set_by_client = models.BooleanField()
     employment_goal_raised_by = models.CharField(max_length=16, choices=GoalRaisedBy.choices)
-    supersedes = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
-    )
+    supersedes = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by")
 
     class Meta:
         ordering = ["checked_at", "pk"]

@@ -6,13 +6,16 @@ from datetime import date, datetime
 from django.db.models import BooleanField, Case, CharField, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from colocation.models import Organisation, OrganisationKind
 from consent.models import (
     INVOLUNTARY_PATHWAYS,
     CheckStage,
     ConsentRecord,
     ConsentTemplate,
+    Discharge,
     GoalRaisedBy,
     Referral,
+    ReferralStatus,
     VoluntarinessCheck,
     Withdrawal,
     WithdrawalReason,
@@ -151,6 +154,40 @@ def latest_consent(referral: Referral) -> ConsentRecord | None:
         .order_by("-given_at", "-pk")
         .first()
     )
+
+
+@dataclass(frozen=True)
+class ConsentEnd:
+    """When and why the consent of a referral stopped being in force."""
+
+    on: datetime | date
+    why: str  # "withdrawn" or "discharged"
+
+
+def consent_end(referral: Referral) -> ConsentEnd | None:
+    """The withdrawal (the current one, not a superseded one) or discharge that ended the consent, if any."""
+    if referral.status == ReferralStatus.WITHDRAWN:
+        withdrawal = (
+            Withdrawal.objects.filter(referral=referral, superseded_by__isnull=True).order_by("-withdrawn_at", "-pk").first()
+        )
+        return ConsentEnd(on=withdrawal.withdrawn_at, why=ReferralStatus.WITHDRAWN) if withdrawal else None
+    if referral.status == ReferralStatus.DISCHARGED:
+        discharge = Discharge.objects.filter(referral=referral).first()
+        return ConsentEnd(on=discharge.discharged_on, why=ReferralStatus.DISCHARGED) if discharge else None
+    return None
+
+
+def benefits_agencies_concerned(referral: Referral) -> list[Organisation]:
+    """The benefits agencies a consent export names as parties nothing is disclosed to.
+
+    The host of the referral's site if it is a benefits agency, then every other benefits agency hosting a
+    site of the same provider (the client may be known to any of them), in that order.
+    """
+    host_id = referral.site.host_organisation_id
+    agencies = Organisation.objects.filter(kind=OrganisationKind.BENEFITS_AGENCY).filter(
+        Q(pk=host_id) | Q(hosted_sites__provider_id=referral.provider_id)
+    )
+    return sorted(set(agencies), key=lambda agency: (agency.pk != host_id, agency.name, agency.pk))
 
 
 def consent_templates_in_force(on: date | None = None) -> QuerySet:
