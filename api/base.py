@@ -6,6 +6,12 @@ from rest_framework.viewsets import GenericViewSet
 from api.context import access_context
 from consent.access import firewall
 from consent.access.models import Action
+from consent.models import Referral
+
+# The methods through which rows reach a view. A subclass that brings its own version of any of them, whether
+# written in its body or inherited from a mixin listed before this base, could hand out rows the firewall
+# never filtered.
+LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall")
 
 
 class ClientDataViewSet(GenericViewSet):
@@ -23,13 +29,14 @@ class ClientDataViewSet(GenericViewSet):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for name in ("get_queryset", "get_object"):
-            if name in cls.__dict__:
+        for name in LOCKED_METHODS:
+            # Compared through the MRO, not only the class body, so a mixin cannot bring an override in.
+            if getattr(cls, name) is not getattr(ClientDataViewSet, name):
                 raise TypeError(
                     f"{cls.__name__} overrides {name}(): client-data views reach rows only through the firewall. "
                     f"Implement safely_get_queryset() instead."
                 )
-        if cls.__dict__.get("queryset") is not None:
+        if getattr(cls, "queryset", None) is not None:
             raise TypeError(f"{cls.__name__} sets queryset: implement safely_get_queryset() instead.")
 
     def safely_get_queryset(self) -> QuerySet:
@@ -38,18 +45,24 @@ class ClientDataViewSet(GenericViewSet):
     def purpose(self) -> firewall.Purpose:
         return self.purposes.get(self.action, firewall.Purpose.VIEW)
 
+    def _base(self) -> QuerySet:
+        base = self.safely_get_queryset()
+        # The firewall filters referrals; any other queryset would pass through it unfiltered or break.
+        if not isinstance(base, QuerySet) or base.model is not Referral:
+            raise TypeError(f"{type(self).__name__}.safely_get_queryset() must return a Referral queryset.")
+        return base
+
     def get_queryset(self):
-        return firewall.referrals_visible_to(self.request.user, self.purpose(), base=self.safely_get_queryset())
+        return firewall.referrals_visible_to(self.request.user, self.purpose(), base=self._base())
 
     def get_object(self):
-        referral = firewall.open_referral(
+        return firewall.open_referral(
             access_context(self.request),
             self.kwargs[self.lookup_url_kwarg or self.lookup_field],
             purpose=self.purpose(),
             action=self.actions_logged_as.get(self.action, Action.READ),
-            base=self.safely_get_queryset(),
+            base=self._base(),
         )
-        return referral
 
     def list_through_firewall(self, request):
         """Refuse a benefits-agency account as a whole; otherwise one access event per row shown."""

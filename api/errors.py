@@ -1,6 +1,8 @@
 """One exception handler: domain errors become the project's JSON error shape."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -24,7 +26,32 @@ def _flatten(messages):
     return messages
 
 
+def _body_too_big() -> Response:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return Response(
+        {"detail": f"The request body is larger than the {limit // 1024} KiB accepted; send only the documented fields.",
+         "code": "request_too_large"},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )  # fmt: skip
+
+
+def _actionable(exc: exceptions.APIException) -> exceptions.APIException:
+    """DRF's parser errors, reworded to say what to send instead."""
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return exceptions.UnsupportedMediaType(
+            "", detail=f"{exc.detail} Send a JSON object with the header Content-Type: application/json."
+        )
+    if isinstance(exc, exceptions.ParseError):
+        reason = str(exc.detail).removeprefix("JSON parse error - ")
+        return exceptions.ParseError(f"The request body is not valid JSON ({reason}). Send a JSON object.")
+    return exc
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        # Django would answer an HTML 400 page; the body was never parsed, so nothing was written.
+        set_rollback()
+        return _body_too_big()
     # A firewall refusal has already written its denied access event: keep it, roll back nothing else,
     # since the firewall runs before any write.
     refusal = isinstance(exc, (ReferralNotFound, ClientDataRefused))
@@ -34,6 +61,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "You do not have permission to do this.")
+    else:
+        exc = _actionable(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -23,11 +23,18 @@ class ChoiceField(serializers.ChoiceField):
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo or an attempt to set status is a 400, not ignored."""
 
+    def validate_empty_values(self, data):
+        # A JSON null body would otherwise get DRF's bare "No data provided".
+        if data is None and self.parent is None:
+            raise serializers.ValidationError({"non_field_errors": [self._send_an_object()]})
+        return super().validate_empty_values(data)
+
+    def _send_an_object(self) -> str:
+        return f"Send a JSON object with the fields {', '.join(self.fields)}."
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": [f"Send a JSON object with the fields {', '.join(self.fields)}."]}
-            )
+            raise serializers.ValidationError({"non_field_errors": [self._send_an_object()]})
         errors = {}
         for key in data:
             if key in self.fields:

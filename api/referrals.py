@@ -1,10 +1,12 @@
 """Referral endpoints: thin views that parse, call consent services and the firewall, and render."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from api.base import ClientDataViewSet
@@ -18,12 +20,12 @@ from consent.models import (
     ACKNOWLEDGEMENTS,
     CheckStage,
     ConsentMethod,
+    ConsentScope,
     ConsentTemplate,
     DischargeReason,
     GoalRaisedBy,
     HowHeard,
     Pathway,
-    Referral,
     ReferralStatus,
     WithdrawalReason,
 )
@@ -32,22 +34,56 @@ from consent.source_of_referral import SOURCE_OF_REFERRAL
 # ---- input --------------------------------------------------------------------------------------------
 
 
-class ClientInput(StrictSerializer):
+def accepted_values(field) -> str:
+    """What a field accepts, in words a person can act on, for the message of a missing field."""
+    if field.help_text:
+        return str(field.help_text)
+    if isinstance(field, serializers.ChoiceField):
+        return "one of: " + ", ".join(map(str, field.choices))
+    if isinstance(field, serializers.DateTimeField):
+        return "a date and time in ISO 8601 with its time zone, e.g. 2026-09-14T10:05:00Z"
+    if isinstance(field, serializers.DateField):
+        return "a date as YYYY-MM-DD, e.g. 2026-09-14"
+    if isinstance(field, serializers.BooleanField):
+        return "true or false"
+    if isinstance(field, serializers.IntegerField):
+        return "a whole number"
+    if isinstance(field, serializers.ListField):
+        return "a list"
+    if isinstance(field, serializers.Serializer):
+        return "an object with the fields " + ", ".join(field.fields)
+    return "text"
+
+
+class ExplainedInput(StrictSerializer):
+    """A strict input whose 'required' messages also say what the field accepts."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, field in fields.items():
+            field.error_messages["required"] = f"{name} is required: give {accepted_values(field)}."
+            field.error_messages["null"] = f"{name} may not be null: give {accepted_values(field)}."
+        return fields
+
+
+class ClientInput(ExplainedInput):
     local_reference = TextField(max_length=64)
     nhs_number = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     year_of_birth = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1900, max_value=2100)
 
 
-class ReferralInput(StrictSerializer):
+class ReferralInput(ExplainedInput):
     client = ClientInput()
-    site = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    site = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="the id of one of your organisation's sites (see /api/v1/sites/)"
+    )
     referred_on = serializers.DateField()
     source_of_referral = ChoiceField(choices=list(SOURCE_OF_REFERRAL))
     how_heard = ChoiceField(choices=HowHeard.choices)
     pathway = ChoiceField(choices=Pathway.choices)
 
 
-class AcknowledgementsInput(StrictSerializer):
+class AcknowledgementsInput(ExplainedInput):
     attendance_is_optional = serializers.BooleanField(required=False, default=False)
     no_effect_on_benefits = serializers.BooleanField(required=False, default=False)
     service_separate_from_jobcentre = serializers.BooleanField(required=False, default=False)
@@ -55,22 +91,28 @@ class AcknowledgementsInput(StrictSerializer):
     free_to_withdraw = serializers.BooleanField(required=False, default=False)
 
 
-class ConsentInput(StrictSerializer):
-    template = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+class ConsentInput(ExplainedInput):
+    template = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="the id of a consent template in force (see /api/v1/consent-templates/)"
+    )
     method = ChoiceField(choices=ConsentMethod.choices)
     given_at = serializers.DateTimeField()
-    scopes = serializers.ListField(child=serializers.CharField(max_length=64), max_length=20)
-    acknowledgements = AcknowledgementsInput()
+    # Not required here: the service lists what is missing (the treatment scope, each acknowledgement) by name.
+    scopes = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=20, required=False, default=list,
+        help_text=f"a list of scopes from: {', '.join(ConsentScope.values)}; treatment is required",
+    )  # fmt: skip
+    acknowledgements = AcknowledgementsInput(required=False, default=dict)
     supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
 
 
-class WithdrawalInput(StrictSerializer):
+class WithdrawalInput(ExplainedInput):
     withdrawn_at = serializers.DateTimeField()
     reason = ChoiceField(choices=WithdrawalReason.choices)
     supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
 
 
-class CheckInput(StrictSerializer):
+class CheckInput(ExplainedInput):
     checked_at = serializers.DateTimeField()
     stage = ChoiceField(choices=CheckStage.choices)
     told_attendance_required = serializers.BooleanField()
@@ -81,20 +123,20 @@ class CheckInput(StrictSerializer):
     supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
 
 
-class DischargeInput(StrictSerializer):
+class DischargeInput(ExplainedInput):
     discharged_on = serializers.DateField()
     reason = ChoiceField(choices=DischargeReason.choices)
 
 
-class DeclineInput(StrictSerializer):
+class DeclineInput(ExplainedInput):
     declined_on = serializers.DateField()
 
 
-class BreakGlassInput(StrictSerializer):
+class BreakGlassInput(ExplainedInput):
     reason = TextField(max_length=500)
 
 
-class AssignmentInput(StrictSerializer):
+class AssignmentInput(ExplainedInput):
     therapist = serializers.CharField(max_length=150, help_text="Username of a therapist of the same provider.")
 
 
@@ -228,14 +270,12 @@ def _detail(referral_id, request, access="assigned"):
     return ReferralDetailOutput(referral, context={"request": request, "access": access}).data
 
 
-def _reload(referral_id) -> Referral:
-    return selectors.referral_detail().get(pk=referral_id)
-
-
 @extend_schema_view(
     list=extend_schema(summary="Referrals this user may see", responses=ReferralOutput(many=True)),
     retrieve=extend_schema(summary="One referral with its records and computed voluntariness", responses=ReferralDetailOutput),
-    create=extend_schema(summary="Record a referral (and its client)", request=ReferralInput, responses={201: ReferralDetailOutput}),
+    create=extend_schema(
+        summary="Record a referral (and its client)", request=ReferralInput, responses={201: ReferralDetailOutput}
+    ),
 )
 class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ClientDataViewSet):
     filterset_class = ReferralFilter
@@ -263,15 +303,16 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return Response(ReferralDetailOutput(referral, context={"request": request}).data)
 
     def create(self, request, *args, **kwargs):
+        context = access_context(request)
+        # Who may record comes first: a benefits-agency account is refused (and logged) before any parsing.
+        services.require_recorder(context)
         data = ReferralInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         site = Site.objects.select_related("provider").filter(pk=values["site"]).first()
-        context = access_context(request)
-        if site is None and services.may_record_referrals(request.user):
-            return Response(
-                {"detail": "Some fields need correcting.", "errors": {"site": [f"No site {values['site']}; see /api/v1/sites/."]}},
-                status=status.HTTP_400_BAD_REQUEST,
+        if site is None:
+            raise serializers.ValidationError(
+                {"site": [f"No site {values['site']}; give the id of one of your organisation's sites (see /api/v1/sites/)."]}
             )
         referral = services.create_referral(
             context=context,
@@ -284,25 +325,34 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         )
         return Response(_detail(referral.pk, request), status=status.HTTP_201_CREATED)
 
-    def _record(self, request, input_class, service, pk, **extra):
+    def _parse(self, request, input_class, pk) -> dict:
+        """The validated body, or a 400; but the firewall answers first for a referral the user may not change.
+
+        So a forbidden or unknown referral is a logged 404 whatever the body says, and nobody learns
+        anything from validation messages about a referral they cannot reach.
+        """
         data = input_class(data=request.data)
-        data.is_valid(raise_exception=True)
-        service(context=access_context(request), referral_id=pk, **data.validated_data, **extra)
+        if data.is_valid():
+            return dict(data.validated_data)
+        firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
+        raise serializers.ValidationError(data.errors)
+
+    def _record(self, request, input_class, service, pk, **extra):
+        values = self._parse(request, input_class, pk)
+        service(context=access_context(request), referral_id=pk, **values, **extra)
         return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Record explicit, informed, voluntary consent", request=ConsentInput, responses={201: ReferralDetailOutput})
+    @extend_schema(
+        summary="Record explicit, informed, voluntary consent", request=ConsentInput, responses={201: ReferralDetailOutput}
+    )
     @action(detail=True, methods=["post"])
     def consents(self, request, pk=None):
-        data = ConsentInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
+        values = self._parse(request, ConsentInput, pk)
         template = ConsentTemplate.objects.filter(pk=values.pop("template")).first()
         if template is None:
-            # Open through the firewall first so an unknown referral stays a 404 whatever the body says.
-            firewall.open_referral(access_context(request), pk, purpose=firewall.Purpose.CHANGE, action=Action.RECORD)
-            return Response(
-                {"detail": "Some fields need correcting.", "errors": {"template": ["No such consent template; see /api/v1/consent-templates/."]}},
-                status=status.HTTP_400_BAD_REQUEST,
+            firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
+            raise serializers.ValidationError(
+                {"template": ["No such consent template; give the id of a template in force (see /api/v1/consent-templates/)."]}
             )
         services.record_consent(context=access_context(request), referral_id=pk, template=template, **values)
         return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
@@ -322,19 +372,56 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     def discharge(self, request, pk=None):
         return self._record(request, DischargeInput, services.discharge_referral, pk)
 
-    @extend_schema(summary="The client decided not to go ahead after it was explained", request=DeclineInput, responses={201: ReferralDetailOutput})
+    @extend_schema(
+        summary="The client decided not to go ahead after it was explained",
+        request=DeclineInput,
+        responses={201: ReferralDetailOutput},
+    )
     @action(detail=True, methods=["post"])
     def decline(self, request, pk=None):
         return self._record(request, DeclineInput, services.record_decline, pk)
 
-    @extend_schema(summary="Break-glass: a clinical lead opens a referral outside their assignment, with a reason", request=BreakGlassInput, responses={200: ReferralDetailOutput})
+    # One record of each append-only kind can be read on its own; these routes accept GET only, so PUT,
+    # PATCH and DELETE on a record answer 405: corrections are new records that supersede old ones.
+    def _one_record(self, rows, record_id, output_class, what: str):
+        record = next((row for row in rows if row.pk == int(record_id)), None)
+        if record is None:
+            raise NotFound(f"No {what} {record_id} on this referral.")
+        return Response(output_class(record).data)
+
+    @extend_schema(summary="One consent record (append-only: no PUT, PATCH or DELETE)", responses=ConsentOutput)
+    @action(detail=True, methods=["get"], url_path=r"consents/(?P<record_id>[0-9]{1,18})")
+    def consent_record(self, request, pk=None, record_id=None):
+        return self._one_record(self.get_object().consents.all(), record_id, ConsentOutput, "consent record")
+
+    @extend_schema(summary="One withdrawal (append-only: no PUT, PATCH or DELETE)", responses=WithdrawalOutput)
+    @action(detail=True, methods=["get"], url_path=r"withdrawals/(?P<record_id>[0-9]{1,18})")
+    def withdrawal_record(self, request, pk=None, record_id=None):
+        return self._one_record(self.get_object().withdrawals.all(), record_id, WithdrawalOutput, "withdrawal")
+
+    @extend_schema(summary="One voluntariness check (append-only: no PUT, PATCH or DELETE)", responses=CheckOutput)
+    @action(detail=True, methods=["get"], url_path=r"voluntariness-checks/(?P<record_id>[0-9]{1,18})")
+    def check_record(self, request, pk=None, record_id=None):
+        return self._one_record(self.get_object().voluntariness_checks.all(), record_id, CheckOutput, "voluntariness check")
+
+    @extend_schema(
+        summary="Break-glass: a clinical lead opens a referral outside their assignment, with a reason",
+        request=BreakGlassInput,
+        responses={200: ReferralDetailOutput},
+    )
     @action(detail=True, methods=["post"], url_path="break-glass")
     def break_glass(self, request, pk=None):
         data = BreakGlassInput(data=request.data)
-        valid = data.is_valid()
         # The firewall decides first: a non-lead or an unknown id is a logged 404 whatever the body.
+        if not data.is_valid():
+            try:
+                # With no reason the firewall refuses a permitted lead before logging anything.
+                firewall.break_glass(access_context(request), pk, reason="")
+            except DjangoValidationError:
+                pass
+            raise serializers.ValidationError(data.errors)
         referral = firewall.break_glass(
-            access_context(request), pk, reason=data.validated_data.get("reason", "") if valid else "", base=selectors.referral_detail()
+            access_context(request), pk, reason=data.validated_data["reason"], base=selectors.referral_detail()
         )
         return Response(ReferralDetailOutput(referral, context={"request": request, "access": "break_glass"}).data)
 
@@ -353,7 +440,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         therapist = User.objects.select_related("staff_profile").filter(username=data.validated_data["therapist"]).first()
         if therapist is None:
             return Response(
-                {"detail": "Some fields need correcting.", "errors": {"therapist": ["No such user."]}}, status=status.HTTP_400_BAD_REQUEST
+                {"detail": "Some fields need correcting.", "errors": {"therapist": ["No such user."]}},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         firewall.assign_therapist(access_context(request), referral, therapist)
         return Response({"assigned": list(firewall.assigned_therapists(referral).values_list("username", flat=True))}, status=201)

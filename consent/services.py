@@ -25,6 +25,7 @@ from consent.models import (
     VoluntarinessCheck,
     Withdrawal,
 )
+from consent.selectors import latest_consent
 from consent.source_of_referral import SOURCE_OF_REFERRAL
 
 # Words that, in a scope or a field name, ask for sharing with a benefits agency: never permitted.
@@ -41,19 +42,78 @@ def asks_to_share_with_benefits_agency(name: str) -> bool:
     return any(word in lowered for word in BENEFITS_AGENCY_WORDS)
 
 
+def _local_day(value: date | datetime) -> date:
+    """The calendar day a date or an aware datetime falls on where the clinic is (settings.TIME_ZONE)."""
+    return timezone.localtime(value).date() if isinstance(value, datetime) else value
+
+
 def _not_in_future(value, field: str, errors: dict) -> None:
     today = timezone.localdate()
-    day = timezone.localtime(value).date() if isinstance(value, datetime) else value
-    if day > today:
+    if _local_day(value) > today:
         errors[field] = f"{value} is in the future; give a date on or before {today.isoformat()}."
 
 
-def _require_clinician(context: AccessContext):
-    """The recording user must be a therapist or clinical lead of a therapy provider."""
+def _not_before_referral(value, field: str, referral: Referral, what: str, errors: dict) -> None:
+    # Compared as local calendar days: 00:30 BST on the referral day is still that day, not the one before.
+    if field not in errors and _local_day(value) < referral.referred_on:
+        errors[field] = f"{what} cannot come before the referral ({referral.referred_on.isoformat()}); give a later date."
+
+
+# Where a referral's status may move, and by which record. Every other move is refused with a 400 that says
+# what the status is and which moves it allows: declined, withdrawn and discharged end an episode, and a
+# client who comes back is a new referral, so the numbers stay honest.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    ReferralStatus.AWAITING_CONSENT: {
+        ReferralStatus.ACTIVE: "consent",
+        ReferralStatus.DECLINED: "decline",
+        ReferralStatus.DISCHARGED: "discharge",
+    },
+    ReferralStatus.ACTIVE: {
+        ReferralStatus.ACTIVE: "consent",  # consent again, e.g. to a new version of the template
+        ReferralStatus.WITHDRAWN: "withdrawal",
+        ReferralStatus.DISCHARGED: "discharge",
+    },
+    ReferralStatus.DECLINED: {},
+    ReferralStatus.WITHDRAWN: {},
+    ReferralStatus.DISCHARGED: {},
+}
+
+
+def _check_transition(referral: Referral, to: str, errors: dict) -> None:
+    """Add an error naming the current status and the allowed next steps if the move is not allowed."""
+    if to in TRANSITIONS[referral.status]:
+        return
+    allowed = TRANSITIONS[referral.status]
+    if allowed:
+        steps = ", ".join(f"{record} (-> {status})" for status, record in allowed.items())
+        errors["referral"] = f"The referral is {referral.status}; it cannot become {to}. What can be recorded now: {steps}."
+    else:
+        errors["referral"] = (
+            f"The referral is {referral.status}, which ends the episode; it cannot become {to}. "
+            "Record a new referral if the client comes back."
+        )
+
+
+def _move(referral: Referral, to: str) -> None:
+    if referral.status != to:
+        referral.status = to
+        referral.save(update_fields=["status", "updated_at"])
+
+
+def require_recorder(context: AccessContext):
+    """The recording user must be a therapist or clinical lead of a therapy provider; anyone else is refused (403).
+
+    A benefits-agency account's attempt is logged as a denied access; the HTTP layer calls this before it
+    even parses a body, so such an account learns nothing from validation messages either.
+    """
     if is_benefits_agency_account(context.user):
         firewall.refuse_list_if_not_allowed(context)
     profile = staff_profile_of(context.user)
-    if profile is None or profile.role not in firewall.CLINICAL_ROLES or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+    if (
+        profile is None
+        or profile.role not in firewall.CLINICAL_ROLES
+        or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER
+    ):
         raise firewall.ClientDataRefused()
     return profile
 
@@ -63,7 +123,9 @@ def normalise_nhs_number(value: str) -> str:
     digits = "".join(ch for ch in str(value) if not ch.isspace() and ch != "-")
     if not (len(digits) == 10 and digits.isdigit() and nhs_number.is_valid(digits)):
         raise ValidationError(
-            {"nhs_number": "Not a valid NHS number: give 10 digits whose last digit is the modulus-11 check digit, e.g. 9434765919."}
+            {
+                "nhs_number": "Not a valid NHS number: give 10 digits whose last digit is the modulus-11 check digit, e.g. 9434765919."
+            }
         )
     return digits
 
@@ -82,7 +144,7 @@ def create_referral(
     pathway: str,
 ) -> Referral:
     """Record a referral, creating its client if the provider has not seen them before."""
-    profile = _require_clinician(context)
+    profile = require_recorder(context)
     errors: dict = {}
     client_errors: dict = {}
     if site.provider_id != profile.organisation_id:
@@ -115,7 +177,10 @@ def create_referral(
         raise ValidationError(errors)
     if client is None:
         client = Client(
-            provider_id=profile.organisation_id, local_reference=local_reference, nhs_number=nhs_number, year_of_birth=year_of_birth
+            provider_id=profile.organisation_id,
+            local_reference=local_reference,
+            nhs_number=nhs_number,
+            year_of_birth=year_of_birth,
         )
         client.full_clean()
         client.save()
@@ -186,13 +251,13 @@ def record_consent(
     if scope_errors:
         errors["scopes"] = scope_errors
     _not_in_future(given_at, "given_at", errors)
-    if given_at.date() < referral.referred_on:
-        errors["given_at"] = f"Consent cannot be given before the referral ({referral.referred_on.isoformat()})."
-    day = timezone.localtime(given_at).date()
+    _not_before_referral(given_at, "given_at", referral, "Consent", errors)
+    day = _local_day(given_at)
     if template.effective_from > day or (template.effective_to and template.effective_to < day):
-        errors["template"] = f"Template {template} was not in force on {day.isoformat()}."
-    if referral.status in (ReferralStatus.WITHDRAWN, ReferralStatus.DISCHARGED):
-        errors["referral"] = f"The referral is {referral.status}; record a new referral if the client returns."
+        errors["template"] = (
+            f"Template {template} was not in force on {day.isoformat()}; choose one in force then (see /api/v1/consent-templates/)."
+        )
+    _check_transition(referral, ReferralStatus.ACTIVE, errors)
     previous = _check_supersedes(ConsentRecord, supersedes, referral, errors)
     if errors:
         raise ValidationError(errors)
@@ -203,9 +268,7 @@ def record_consent(
     )  # fmt: skip
     record.full_clean()
     record.save()
-    if referral.status in (ReferralStatus.AWAITING_CONSENT, ReferralStatus.DECLINED):
-        referral.status = ReferralStatus.ACTIVE
-        referral.save(update_fields=["status", "updated_at"])
+    _move(referral, ReferralStatus.ACTIVE)
     return record
 
 
@@ -217,19 +280,22 @@ def record_withdrawal(
     referral = _open_for_change(context, referral_id, action=Action.WITHDRAWAL)
     errors: dict = {}
     _not_in_future(withdrawn_at, "withdrawn_at", errors)
-    if withdrawn_at.date() < referral.referred_on:
-        errors["withdrawn_at"] = f"A withdrawal cannot come before the referral ({referral.referred_on.isoformat()})."
+    _not_before_referral(withdrawn_at, "withdrawn_at", referral, "A withdrawal", errors)
     previous = _check_supersedes(Withdrawal, supersedes, referral, errors)
-    if previous is None and referral.status not in (ReferralStatus.AWAITING_CONSENT, ReferralStatus.ACTIVE):
-        errors["referral"] = f"The referral is already {referral.status}; there is nothing to withdraw from."
+    if supersedes is None:
+        # A correction keeps the referral withdrawn; a first withdrawal needs consent in force to withdraw.
+        _check_transition(referral, ReferralStatus.WITHDRAWN, errors)
+    consent = latest_consent(referral)
+    if "withdrawn_at" not in errors and consent is not None and withdrawn_at < consent.given_at:
+        errors["withdrawn_at"] = f"A withdrawal cannot come before the consent it withdraws ({consent.given_at.isoformat()})."
     if errors:
         raise ValidationError(errors)
-    withdrawal = Withdrawal(referral=referral, withdrawn_at=withdrawn_at, reason=reason, recorded_by=context.user, supersedes=previous)
+    withdrawal = Withdrawal(
+        referral=referral, withdrawn_at=withdrawn_at, reason=reason, recorded_by=context.user, supersedes=previous
+    )
     withdrawal.full_clean()
     withdrawal.save()
-    if referral.status != ReferralStatus.WITHDRAWN:
-        referral.status = ReferralStatus.WITHDRAWN
-        referral.save(update_fields=["status", "updated_at"])
+    _move(referral, ReferralStatus.WITHDRAWN)
     return withdrawal
 
 
@@ -251,8 +317,7 @@ def record_voluntariness_check(
     referral = _open_for_change(context, referral_id)
     errors: dict = {}
     _not_in_future(checked_at, "checked_at", errors)
-    if checked_at.date() < referral.referred_on:
-        errors["checked_at"] = f"A check cannot come before the referral ({referral.referred_on.isoformat()})."
+    _not_before_referral(checked_at, "checked_at", referral, "A check", errors)
     if referral.status == ReferralStatus.DECLINED:
         errors["referral"] = "The client declined after it was explained; there is no episode to check."
     previous = _check_supersedes(VoluntarinessCheck, supersedes, referral, errors)
@@ -275,17 +340,14 @@ def record_decline(*, context: AccessContext, referral_id, declined_on: date) ->
     referral = _open_for_change(context, referral_id)
     errors: dict = {}
     _not_in_future(declined_on, "declined_on", errors)
-    if declined_on < referral.referred_on:
-        errors["declined_on"] = f"Cannot decline before the referral ({referral.referred_on.isoformat()})."
-    if referral.status != ReferralStatus.AWAITING_CONSENT:
-        errors["referral"] = f"Only a referral awaiting consent can be declined; this one is {referral.status}."
+    _not_before_referral(declined_on, "declined_on", referral, "A decline", errors)
+    _check_transition(referral, ReferralStatus.DECLINED, errors)
     if errors:
         raise ValidationError(errors)
     decline = Decline(referral=referral, declined_on=declined_on, recorded_by=context.user)
     decline.full_clean()
     decline.save()
-    referral.status = ReferralStatus.DECLINED
-    referral.save(update_fields=["status", "updated_at"])
+    _move(referral, ReferralStatus.DECLINED)
     return decline
 
 
@@ -295,17 +357,14 @@ def discharge_referral(*, context: AccessContext, referral_id, discharged_on: da
     referral = _open_for_change(context, referral_id)
     errors: dict = {}
     _not_in_future(discharged_on, "discharged_on", errors)
-    if discharged_on < referral.referred_on:
-        errors["discharged_on"] = f"Cannot discharge before the referral ({referral.referred_on.isoformat()})."
-    if referral.status in (ReferralStatus.DISCHARGED, ReferralStatus.DECLINED):
-        errors["referral"] = f"The referral is already {referral.status}."
+    _not_before_referral(discharged_on, "discharged_on", referral, "A discharge", errors)
+    _check_transition(referral, ReferralStatus.DISCHARGED, errors)
     if errors:
         raise ValidationError(errors)
     discharge = Discharge(referral=referral, discharged_on=discharged_on, reason=reason, recorded_by=context.user)
     discharge.full_clean()
     discharge.save()
-    referral.status = ReferralStatus.DISCHARGED
-    referral.save(update_fields=["status", "updated_at"])
+    _move(referral, ReferralStatus.DISCHARGED)
     return discharge
 
 

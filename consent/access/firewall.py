@@ -257,7 +257,12 @@ def assign_therapist(context: AccessContext, referral: Referral, therapist: User
     """Grant a therapist of the referral's provider access to it; logged as a grant."""
     refuse_client_data_grant_to(therapist)
     profile = staff_profile_of(therapist)
-    if profile is None or profile.organisation_id != referral.provider_id or profile.role not in CLINICAL_ROLES:
+    if (
+        profile is None
+        or not therapist.is_active
+        or profile.organisation_id != referral.provider_id
+        or profile.role not in CLINICAL_ROLES
+    ):
         raise ValidationError({"therapist": "Only a therapist or clinical lead of the referral's provider can be assigned."})
     for codename in (VIEW, CHANGE):
         assign_perm(f"consent.{codename}", therapist, referral)
@@ -271,6 +276,9 @@ def assign_therapist(context: AccessContext, referral: Referral, therapist: User
 @transaction.atomic
 def unassign_therapist(context: AccessContext, referral: Referral, therapist: User) -> None:
     """Revoke a therapist's access to a referral; logged as a revoke."""
+    # Only a direct assignment is revoked here; the team group's grant stays with the team.
+    if not ReferralUserObjectPermission.objects.filter(user=therapist, content_object=referral).exists():
+        raise ValidationError({"therapist": f"{therapist.get_username()} is not assigned to this referral."})
     for codename in (VIEW, CHANGE):
         remove_perm(f"consent.{codename}", therapist, referral)
     record_access(
@@ -283,7 +291,9 @@ def unassign_therapist(context: AccessContext, referral: Referral, therapist: Us
 def assigned_therapists(referral: Referral) -> QuerySet:
     """Users granted this referral directly (its assignment)."""
     return User.objects.filter(
-        Exists(ReferralUserObjectPermission.objects.filter(user=OuterRef("pk"), content_object=referral, permission__codename=VIEW))
+        Exists(
+            ReferralUserObjectPermission.objects.filter(user=OuterRef("pk"), content_object=referral, permission__codename=VIEW)
+        )
     ).order_by("username")
 
 
