@@ -2,13 +2,16 @@
 
 import hashlib
 import json
+import re
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -25,6 +28,12 @@ HASHED_FIELDS = (
     "outcome", "purpose", "request_id", "method", "path", "status", "alert_reasons", "prev_hash",
 )  # fmt: skip
 
+# How many events a verification reads at a time: memory stays flat however long the chain is.
+VERIFY_BATCH = 2000
+
+# What an event shows instead of something that might identify a client.
+WITHHELD = "[withheld]"
+
 
 class AlertReason:
     DENIED = "denied"
@@ -32,6 +41,14 @@ class AlertReason:
     BREAK_GLASS = "break_glass"
     OUTSIDE_ASSIGNMENT = "outside_assignment"
     UNUSUAL_VOLUME = "unusual_volume"
+    ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME)
+
+
+class AccessLogUnavailable(Exception):
+    """The events of an access could not be written, so the access must not happen (fail closed)."""
+
+    def __init__(self):
+        super().__init__("The access log is unavailable, so no client data can be given out. Try again later.")
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,66 @@ def event_hash(values: dict) -> str:
     return hashlib.sha256(canonical_encoding(values)).hexdigest()
 
 
+# ---- keeping identifiers out of the log -------------------------------------------------------------------
+#
+# Events name clients only by pseudonym. Paths, ids and stated purposes come from people and their requests, so
+# anything in them that could be an identifier (an NHS number typed where an id goes, a local reference in a
+# query string or a break-glass reason) is withheld before the event is hashed.
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_SMALL_INT = re.compile(r"^\d{1,9}$")  # our own row ids; an NHS number has ten digits
+_WORD = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")  # route words such as access-history or v1
+_DIGIT_RUN = re.compile(r"\d{5,}")
+_QUERY_VALUE = re.compile(r"^(?:[A-Za-z_]{1,40}|\d{1,4}|\d{4}-\d{2}-\d{2}(?:[T ][0-9:.+-Z]{0,20})?)$")
+# Ten digits, perhaps grouped 3-3-4 with spaces or dashes, as NHS numbers are written.
+_NHS_NUMBER_LIKE = re.compile(r"(?<!\d)\d{3}[\s-]?\d{3}[\s-]?\d{4}(?!\d)")
+
+
+def _safe_segment(segment: str) -> bool:
+    if not segment or _UUID.match(segment) or _SMALL_INT.match(segment):
+        return True
+    return bool(_WORD.match(segment)) and not _DIGIT_RUN.search(segment)
+
+
+def safe_path(path: str) -> str:
+    """The request path with any segment or query value that could be an identifier withheld."""
+    parts = urlsplit(path)
+    segments = [s if _safe_segment(s) else WITHHELD for s in parts.path.split("/")]
+    query = [
+        f"{name}={value if _QUERY_VALUE.match(value) else WITHHELD}" if _WORD.match(name) else WITHHELD
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return "/".join(segments) + (f"?{'&'.join(query)}" if query else "")
+
+
+def safe_object_id(object_id: str) -> str:
+    """An object id as logged: one of our ids, or withheld (it may be an identifier typed in its place)."""
+    object_id = str(object_id or "")
+    return object_id if not object_id or _UUID.match(object_id) or _SMALL_INT.match(object_id) else WITHHELD
+
+
+def _without_identifiers(text: str, identifiers: Iterable[str] = ()) -> str:
+    text = _NHS_NUMBER_LIKE.sub(WITHHELD, text)
+    for identifier in identifiers:
+        if identifier:
+            text = re.sub(re.escape(identifier), WITHHELD, text, flags=re.IGNORECASE)
+    return text
+
+
+def _client_identifiers(drafts: list[EventDraft]) -> dict[uuid.UUID, tuple[str, ...]]:
+    """Local references and NHS numbers of the clients whose events carry free text, to keep them out of it."""
+    pseudonyms = {d.client_pseudonym for d in drafts if d.client_pseudonym and d.purpose}
+    if not pseudonyms:
+        return {}
+    from consent.models import Client
+
+    rows = Client.objects.filter(pk__in=pseudonyms).values_list("pk", "local_reference", "nhs_number")
+    return {pk: (local_reference, nhs_number) for pk, local_reference, nhs_number in rows}
+
+
+# ---- writing ----------------------------------------------------------------------------------------------
+
+
 def _actor_fields(user) -> dict:
     organisation = organisation_of(user)
     authenticated = getattr(user, "is_authenticated", False)
@@ -107,44 +184,80 @@ def _alert_reasons(draft: EventDraft, actor: dict) -> list[str]:
 
 def _unusual_volume(actor_id: int | None, drafts: list[EventDraft]) -> bool:
     """More distinct clients opened by one user in the last hour than the configured limit."""
-    opened = {d.client_pseudonym for d in drafts if d.action == Action.READ and d.outcome == Outcome.ALLOWED}
-    if actor_id is None or not opened - {None}:
+    opened = {d.client_pseudonym for d in drafts if d.action == Action.READ and d.outcome == Outcome.ALLOWED} - {None}
+    if actor_id is None or not opened:
         return False
+    limit = settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
+    if len(opened) > limit:
+        return True
     since = timezone.now() - timedelta(hours=1)
-    earlier = set(
-        AccessEvent.objects.filter(
-            actor_id=actor_id, action=Action.READ, outcome=Outcome.ALLOWED, occurred_at__gte=since
-        )
-        .values_list("client_pseudonym", flat=True)
+    # Counted in the database and cut off just past the limit, so a busy user costs one bounded query.
+    earlier = (
+        AccessEvent.objects.filter(actor_id=actor_id, action=Action.READ, outcome=Outcome.ALLOWED, occurred_at__gte=since)
+        .exclude(client_pseudonym__in=opened)
+        .exclude(client_pseudonym=None)
+        .values("client_pseudonym")
         .distinct()
     )
-    return len(earlier | opened) > settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
+    return earlier[: limit + 1 - len(opened)].count() + len(opened) > limit
+
+
+def _lock_head(chain_id: int) -> ChainHead:
+    """Lock one organisation's chain head, creating it for the chain's first event.
+
+    The row lock (SELECT ... FOR UPDATE on PostgreSQL) serialises the writers of this organisation only:
+    each reads the head, links its events to it and moves it on before the next may read it. Writers of
+    other organisations lock other rows and never wait here.
+    """
+    head = ChainHead.objects.select_for_update().filter(organisation_id=chain_id).first()
+    if head is None:
+        # Two first writers may race: ON CONFLICT DO NOTHING makes the second wait for the first's row and
+        # then use it, where get_or_create would fail it with an IntegrityError.
+        ChainHead.objects.bulk_create([ChainHead(organisation_id=chain_id, seq=0, head_hash=GENESIS_HASH)], ignore_conflicts=True)
+        head = ChainHead.objects.select_for_update().get(organisation_id=chain_id)
+    return head
 
 
 def record_access(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent]:
     """Write events onto their organisations' chains, in the caller's transaction.
 
-    Fails closed: any error propagates, so the request that wanted the data fails with it.
+    Fails closed: if the events cannot be written, AccessLogUnavailable is raised and the caller's
+    transaction is marked for rollback, so the access they describe cannot go ahead without them.
     """
     if not drafts:
         return []
     if not transaction.get_connection().in_atomic_block:
         # The events must commit with the answer they describe, never on their own.
         raise RuntimeError("record_access must run inside the transaction of the access it records.")
+    try:
+        return _write(context, drafts)
+    except DatabaseError as error:
+        # Never carry on without the events: whatever else this transaction did must not commit either.
+        transaction.set_rollback(True)
+        raise AccessLogUnavailable() from error
+
+
+def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent]:
     actor = _actor_fields(context.user)
     if _unusual_volume(actor["actor_id"], drafts):
         for draft in drafts:
             if draft.action == Action.READ:
                 draft.extra_alerts.append(AlertReason.UNUSUAL_VOLUME)
+    identifiers = _client_identifiers(drafts)
+    request = {
+        "request_id": _without_identifiers(context.request_id)[:64],
+        "method": context.method[:10],
+        "path": safe_path(context.path)[:500],
+    }
     by_chain: dict[int, list[EventDraft]] = defaultdict(list)
     for draft in drafts:
         by_chain[draft.chain.pk].append(draft)
-    now = timezone.now()
     events = []
     # Lock heads in a fixed order so two requests touching the same chains cannot deadlock.
     for chain_id in sorted(by_chain):
-        ChainHead.objects.get_or_create(organisation_id=chain_id, defaults={"head_hash": GENESIS_HASH})
-        head = ChainHead.objects.select_for_update().get(organisation_id=chain_id)
+        head = _lock_head(chain_id)
+        # Taken once the lock is held, so times never go backwards along a chain.
+        now = timezone.now()
         seq, prev_hash = head.seq, head.head_hash
         for draft in by_chain[chain_id]:
             seq += 1
@@ -154,15 +267,15 @@ def record_access(context: AccessContext, drafts: list[EventDraft]) -> list[Acce
                 "occurred_at": now,
                 **actor,
                 "action": draft.action,
-                "object_type": draft.object_type,
-                "object_id": draft.object_id,
+                "object_type": draft.object_type[:64],
+                "object_id": safe_object_id(draft.object_id)[:64],
                 "client_pseudonym": draft.client_pseudonym,
                 "referral_id": draft.referral_id,
                 "outcome": draft.outcome,
-                "purpose": (draft.purpose or context.purpose)[:500],
-                "request_id": context.request_id[:64],
-                "method": context.method[:10],
-                "path": context.path[:500],
+                "purpose": _without_identifiers(draft.purpose or context.purpose, identifiers.get(draft.client_pseudonym, ()))[
+                    :500
+                ],
+                **request,
                 "status": draft.status,
                 "alert_reasons": ",".join(_alert_reasons(draft, actor)),
                 "prev_hash": prev_hash,
@@ -172,6 +285,9 @@ def record_access(context: AccessContext, drafts: list[EventDraft]) -> list[Acce
         ChainHead.objects.filter(organisation_id=chain_id).update(seq=seq, head_hash=prev_hash)
     AccessEvent.objects.bulk_create(events, batch_size=500)
     return events
+
+
+# ---- verifying --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -192,25 +308,45 @@ class Verification:
         }
 
 
+def _chain_rows(chain_id: int, columns: tuple[str, ...]):
+    """A chain's events in order, read a batch at a time by sequence number (keyset pagination).
+
+    Memory stays flat for any length of chain, with no server-side cursor, so it also works inside a
+    request's transaction and behind a connection pooler.
+    """
+    after = 0
+    while True:
+        batch = list(
+            AccessEvent.objects.filter(chain_id=chain_id, seq__gt=after).order_by("seq").values_list(*columns)[:VERIFY_BATCH]
+        )
+        yield from batch
+        if len(batch) < VERIFY_BATCH:
+            return
+        after = batch[-1][columns.index("seq")]
+
+
+def _mismatch(event_id, chain_id, seq, problem) -> dict:
+    return {"event_id": event_id, "chain": chain_id, "seq": seq, "problem": problem}
+
+
 def verify_chain(*, organisation_ids: list[int] | None = None, against: str | None = None) -> Verification:
     """Walk the chains in constant memory; name the first event whose hash or link does not match.
 
-    With `against`, also check that an earlier published head hash is still in a chain, which catches a
-    chain rewritten consistently from some point on.
+    Without `organisation_ids`, every organisation's chain is walked (not only those with a head row, so
+    deleting a head does not hide its chain). With `against`, also check that an earlier published head
+    hash is still in a chain, which catches a chain rewritten consistently from some point on.
     """
+    heads_by_chain = {h["organisation_id"]: h for h in ChainHead.objects.values("organisation_id", "seq", "head_hash")}
     chains = organisation_ids
     if chains is None:
-        chains = list(ChainHead.objects.order_by("organisation_id").values_list("organisation_id", flat=True))
+        chains = sorted(set(Organisation.objects.values_list("pk", flat=True)) | set(heads_by_chain))
     checked = 0
     heads: dict[int, dict] = {}
     against_found = False if against else None
     columns = ("id", *HASHED_FIELDS, "hash")
     for chain_id in chains:
         prev_hash, expected_seq = GENESIS_HASH, 1
-        rows = (
-            AccessEvent.objects.filter(chain_id=chain_id).order_by("seq").values_list(*columns).iterator(chunk_size=5000)
-        )
-        for row in rows:
+        for row in _chain_rows(chain_id, columns):
             values = dict(zip(columns, row, strict=True))
             checked += 1
             problem = None
@@ -221,20 +357,27 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
             elif event_hash(values) != values["hash"]:
                 problem = "its content does not match its hash"
             if problem:
-                mismatch = {"event_id": values["id"], "chain": chain_id, "seq": values["seq"], "problem": problem}
-                return Verification(False, checked, mismatch, heads, against_found)
+                return Verification(
+                    False, checked, _mismatch(values["id"], chain_id, values["seq"], problem), heads, against_found
+                )
             if against and values["hash"] == against:
                 against_found = True
             prev_hash, expected_seq = values["hash"], expected_seq + 1
-        head = ChainHead.objects.filter(organisation_id=chain_id).values("seq", "head_hash").first()
-        if head and (head["seq"] != expected_seq - 1 or head["head_hash"] != prev_hash):
-            mismatch = {"event_id": None, "chain": chain_id, "seq": head["seq"], "problem": "chain head does not match its last event"}
-            return Verification(False, checked, mismatch, heads, against_found)
-        heads[chain_id] = {"seq": expected_seq - 1, "head_hash": prev_hash}
+        last_seq = expected_seq - 1
+        head = heads_by_chain.get(chain_id)
+        if head is None and last_seq:
+            return Verification(
+                False, checked, _mismatch(None, chain_id, last_seq, "the chain's head row is missing"), heads, against_found
+            )
+        if head is not None and (head["seq"] != last_seq or head["head_hash"] != prev_hash):
+            problem = f"chain head (sequence {head['seq']}) does not match its last event (sequence {last_seq})"
+            return Verification(False, checked, _mismatch(None, chain_id, head["seq"], problem), heads, against_found)
+        if head is not None or last_seq:
+            heads[chain_id] = {"seq": last_seq, "head_hash": prev_hash}
     verified = against_found is not False
     mismatch = None
     if not verified:
-        mismatch = {"event_id": None, "chain": None, "seq": None, "problem": f"published head {against} is not in the chain"}
+        mismatch = _mismatch(None, None, None, f"published head {against} is no longer in the chain: it has been rewritten")
     return Verification(verified, checked, mismatch, heads, against_found)
 
 
