@@ -52,7 +52,10 @@ class TokenView(APIView):
             user = None
         if getattr(request._request, "axes_locked_out", False):
             return Response(
-                {"detail": f"This account is locked after repeated failed sign-ins. {get_lockout_message()}", "code": "locked_out"},
+                {
+                    "detail": f"This account is locked after repeated failed sign-ins. {get_lockout_message()}",
+                    "code": "locked_out",
+                },
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
             )
         if user is None:

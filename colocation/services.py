@@ -17,13 +17,9 @@ def check_staff_combination(
     errors = {}
     if organisation.kind == OrganisationKind.BENEFITS_AGENCY:
         if role != Role.WORK_COACH:
-            errors["role"] = (
-                f"An account of a benefits agency ({organisation}) can only have the work_coach role, not {role}."
-            )
+            errors["role"] = f"An account of a benefits agency ({organisation}) can only have the work_coach role, not {role}."
         if is_staff or is_superuser:
-            errors["organisation"] = (
-                f"An account of a benefits agency ({organisation}) can never be staff or superuser."
-            )
+            errors["organisation"] = f"An account of a benefits agency ({organisation}) can never be staff or superuser."
     if role == Role.WORK_COACH and organisation.kind != OrganisationKind.BENEFITS_AGENCY:
         errors["role"] = f"A work_coach must belong to a benefits agency; {organisation} is a {organisation.kind}."
     if role == Role.REVIEWER and organisation.kind != OrganisationKind.PROFESSIONAL_BODY:
@@ -48,9 +44,7 @@ def create_staff_member(
     email: str = "",
 ) -> User:
     """Create a user with their staff profile; leads join their team's group."""
-    check_staff_combination(
-        organisation=organisation, role=role, is_staff=is_superuser, is_superuser=is_superuser, team=team
-    )
+    check_staff_combination(organisation=organisation, role=role, is_staff=is_superuser, is_superuser=is_superuser, team=team)
     user = User(username=username, email=email, is_staff=is_superuser, is_superuser=is_superuser)
     user.set_password(password)
     user.save()

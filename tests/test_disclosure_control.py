@@ -56,7 +56,21 @@ def test_it_withholds_counts_from_one_to_seven(n):
 
 @pytest.mark.parametrize(
     ("n", "shown"),
-    [(8, 10), (9, 10), (10, 10), (11, 10), (12, 10), (13, 15), (14, 15), (15, 15), (17, 15), (18, 20), (100, 100), (102, 100), (103, 105)],
+    [
+        (8, 10),
+        (9, 10),
+        (10, 10),
+        (11, 10),
+        (12, 10),
+        (13, 15),
+        (14, 15),
+        (15, 15),
+        (17, 15),
+        (18, 20),
+        (100, 100),
+        (102, 100),
+        (103, 105),
+    ],
 )
 def test_it_rounds_larger_counts_to_the_nearest_five(n, shown):
     assert suppress_count(n) == shown
@@ -188,10 +202,7 @@ counts = st.one_of(st.just(0), st.integers(0, 9), st.integers(0, 60))
 def tables(draw):
     n_rows = draw(st.integers(1, 6))
     n_columns = draw(st.integers(1, 6))
-    return {
-        f"site{r}": {f"cat{c}": draw(counts) for c in range(n_columns)}
-        for r in range(n_rows)
-    }
+    return {f"site{r}": {f"cat{c}": draw(counts) for c in range(n_columns)} for r in range(n_rows)}
 
 
 @settings(max_examples=300, deadline=None)

@@ -119,7 +119,11 @@ class Command(BaseCommand):
             defaults={"title": "Therapïau siarad mewn clinig a rennir", "effective_from": template_start, "body": CONSENT_TEXT_CY},
         )  # fmt: skip
         clinicians = {
-            "jobcentre": [User.objects.get(username="therapist"), User.objects.get(username="therapist2"), User.objects.get(username="lead")],
+            "jobcentre": [
+                User.objects.get(username="therapist"),
+                User.objects.get(username="therapist2"),
+                User.objects.get(username="lead"),
+            ],
             "surgery": [User.objects.get(username="therapist"), User.objects.get(username="therapist2")],
             "library": [User.objects.get(username="other-therapist")],
         }
@@ -151,7 +155,11 @@ class Command(BaseCommand):
                 )  # fmt: skip
                 age = (today - referred_on).days
                 if rng.random() < 0.08:
-                    record_decline(context=context, referral_id=referral.pk, declined_on=min(today, referred_on + timedelta(days=rng.randint(0, 3))))
+                    record_decline(
+                        context=context,
+                        referral_id=referral.pk,
+                        declined_on=min(today, referred_on + timedelta(days=rng.randint(0, 3))),
+                    )
                     continue
                 if age < 5 and rng.random() < 0.5:
                     continue  # still awaiting consent
