@@ -186,7 +186,7 @@ class ConsentOutput(serializers.Serializer):
     method = serializers.CharField(read_only=True)
     scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
     acknowledgements = serializers.SerializerMethodField()
-    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    supersedes = serializers.IntegerField(source="supersedes_id", read_only=True, allow_null=True)
     recorded_at = serializers.DateTimeField(read_only=True)
 
     @extend_schema_field(
@@ -205,7 +205,7 @@ class WithdrawalOutput(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     withdrawn_at = serializers.DateTimeField(read_only=True)
     reason = serializers.CharField(read_only=True)
-    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    supersedes = serializers.IntegerField(source="supersedes_id", read_only=True, allow_null=True)
     recorded_at = serializers.DateTimeField(read_only=True)
 
 
@@ -218,7 +218,7 @@ class CheckOutput(serializers.Serializer):
     feels_free_to_stop = serializers.BooleanField(read_only=True)
     goals_set_by_client = serializers.BooleanField(read_only=True)
     employment_goal_raised_by = serializers.CharField(read_only=True)
-    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    supersedes = serializers.IntegerField(source="supersedes_id", read_only=True, allow_null=True)
     recorded_at = serializers.DateTimeField(read_only=True)
 
 
