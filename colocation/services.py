@@ -20,12 +20,13 @@ def check_staff_combination(
             errors["role"] = f"An account of a benefits agency ({organisation}) can only have the work_coach role, not {role}."
         if is_staff or is_superuser:
             errors["organisation"] = f"An account of a benefits agency ({organisation}) can never be staff or superuser."
+    # The benefits-agency message comes first and is kept: it names the rule that matters most.
     if role == Role.WORK_COACH and organisation.kind != OrganisationKind.BENEFITS_AGENCY:
         errors["role"] = f"A work_coach must belong to a benefits agency; {organisation} is a {organisation.kind}."
     if role == Role.REVIEWER and organisation.kind != OrganisationKind.PROFESSIONAL_BODY:
-        errors["role"] = f"A reviewer must belong to a professional body; {organisation} is a {organisation.kind}."
+        errors.setdefault("role", f"A reviewer must belong to a professional body; {organisation} is a {organisation.kind}.")
     if role in PROVIDER_ROLES and organisation.kind != OrganisationKind.THERAPY_PROVIDER:
-        errors["role"] = f"A {role} must belong to a therapy provider; {organisation} is a {organisation.kind}."
+        errors.setdefault("role", f"A {role} must belong to a therapy provider; {organisation} is a {organisation.kind}.")
     if team is not None and team.organisation_id != organisation.pk:
         errors["team"] = f"The team {team} belongs to another organisation than {organisation}."
     if errors:

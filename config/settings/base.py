@@ -179,6 +179,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# The API answers a lockout in its own JSON shape, not axes' HTML page.
+AXES_LOCKOUT_CALLABLE = "api.lockout.lockout_response"
 # Lockout is per account, as asked; per-address limiting of sign-in is DRF's "sign_in" throttle, so
 # axes' advice to lock by address too (W006) would only let one bad actor lock out a shared NHS proxy.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
