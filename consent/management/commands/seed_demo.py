@@ -38,6 +38,7 @@ class Command(BaseCommand):
             world = self.build_world(password)
             if not world["kent"].referrals.exists():
                 self.build_referrals(world)
+                self.build_access_attempts(world)
         if not quiet:
             self.print_accounts(password)
 
@@ -161,8 +162,8 @@ class Command(BaseCommand):
                         declined_on=min(today, referred_on + timedelta(days=rng.randint(0, 3))),
                     )
                     continue
-                if age < 5 and rng.random() < 0.5:
-                    continue  # still awaiting consent
+                if age < 21 and rng.random() < 0.5:
+                    continue  # still awaiting consent: consent is often given at the second appointment
                 consent_day = min(today, referred_on + timedelta(days=rng.choice([0, 0, 1, 2, 3, 5, 8])))
                 at = _at(consent_day, 10)
                 record_consent(
@@ -195,6 +196,24 @@ class Command(BaseCommand):
                         context=context, referral_id=referral.pk, discharged_on=ended,
                         reason=rng.choices(["completed", "client_ended", "not_suitable", "referred_on", "no_contact"], [60, 15, 5, 10, 10])[0],
                     )  # fmt: skip
+
+    def build_access_attempts(self, world):
+        """What a DPO should find in the alert queue: a work coach's attempts to list and to open a referral."""
+        from consent.access import firewall
+        from consent.access.log import AccessContext
+        from consent.models import Referral
+
+        coach = AccessContext.for_command(User.objects.get(username="workcoach"), "seed_demo")
+        referral = Referral.objects.filter(site=world["sites"]["jobcentre"]).order_by("referred_on").first()
+        # Each refusal writes its denied event before raising; caught inside the transaction, the event stays.
+        for attempt in (
+            lambda: firewall.refuse_list_if_not_allowed(coach),
+            lambda: firewall.open_referral(coach, referral.pk, purpose=firewall.Purpose.VIEW),
+        ):
+            try:
+                attempt()
+            except (firewall.ClientDataRefused, firewall.ReferralNotFound):
+                pass
 
     def print_accounts(self, password):
         self.stdout.write("\nDemo accounts (password: %s)\n" % password)
