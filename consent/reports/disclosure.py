@@ -196,3 +196,22 @@ def suppress_table(rows: dict[str, dict[str, int]]) -> dict:
         "column_totals": {cat: shown(("column", cat)) for cat in categories},
         "grand_total": shown(("grand",)),
     }
+
+
+def withheld_cells(
+    values: dict[Hashable, int],
+    groups: Iterable[tuple[Hashable, list[Hashable]]],
+) -> set[Hashable]:
+    """The cells to publish as "*" for any set of counts and (total, parts) groups, sharing cells freely.
+
+    For a report whose tables share their margins (several breakdowns of the same per-site totals), so one
+    enforcement covers them all and a cell is withheld everywhere it appears or nowhere.
+    """
+    for key, n in values.items():
+        _check_count(n, f"count at {key!r}")
+    return _enforce(values, groups)
+
+
+def shown_count(n: int, *, withheld: bool) -> int | str:
+    """The published form of a count: "*" when withheld (primary or secondary), else the primary rule."""
+    return STAR if withheld else suppress_count(n)

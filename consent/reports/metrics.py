@@ -1,0 +1,306 @@
+"""The compliance report's figures, counted in the database: conditional aggregation grouped by site.
+
+Aggregate-only access to client rows. The firewall (consent.access.firewall) decides who may see a referral
+as a row; nothing here ever returns a row, an identifier or a pseudonym, only counts grouped by site and
+period, and those counts leave the server only through disclosure control (report.publish). Who may ask
+for a report at all is decided by reports.selectors.pilots_reportable_by, which refuses every
+benefits-agency account through the firewall's own rule. So these queries read Referral directly, restricted
+to the pilot's sites, instead of through referrals_visible_to, which is about rows one user may open.
+
+Every figure is one of a fixed number of queries whatever the number of referrals: Python only adds up
+per-site rows (never per-referral ones) and averages the one or two middle values of a median.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateField,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Cast, RowNumber, TruncDate
+from django.utils import timezone
+
+from colocation.models import OrganisationKind, Pilot, Site
+from consent.access.models import AccessEvent, Outcome
+from consent.models import ConsentRecord, Decline, HowHeard, Pathway, Referral, Withdrawal
+from consent.reports.periods import Period, end_of_day, steps
+from consent.selectors import Voluntariness, voluntariness_annotations, voluntariness_status_expression
+
+# Shown in every report even when 0: B1 is the self-referral the pilot is about, M5 (Jobcentre Plus referred
+# the person) is what the report flags.
+SELF_REFERRAL_SOURCE, JOBCENTRE_SOURCE = "B1", "M5"
+ALWAYS_SHOWN_SOURCES = (SELF_REFERRAL_SOURCE, JOBCENTRE_SOURCE)
+
+# Plain counts per site, each a conditional count over the referrals received in the period.
+SIMPLE_COUNTS = (
+    "explicit_consent",
+    "declined",
+    "withdrawals",
+    "withdrawals_citing_pressure",
+    "felt_not_free_to_stop",
+    "employment_goal_raised_by_benefits_agency",
+    "intake_check_recorded",
+)
+ACCESS_COUNTS = ("benefits_agency_access_allowed", "benefits_agency_access_denied")
+BREAKDOWNS = ("by_pathway", "by_source_of_referral", "by_how_heard", "voluntariness")
+
+
+@dataclass
+class Figures:
+    """Raw (unsuppressed) counts for one site or for the whole pilot. Never leaves the server as it is."""
+
+    referrals_received: int = 0
+    by_pathway: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Pathway.values, 0))
+    by_source_of_referral: dict[str, int] = field(default_factory=dict)
+    by_how_heard: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HowHeard.values, 0))
+    voluntariness: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Voluntariness.ALL, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIMPLE_COUNTS + ACCESS_COUNTS, 0))
+    median_days_to_consent: float | None = None
+
+    @property
+    def remained_voluntary(self) -> int:
+        """Voluntary at the end of the period: the same figure as the voluntary status count, by definition."""
+        return self.voluntariness[Voluntariness.VOLUNTARY]
+
+
+@dataclass
+class SeriesPoint:
+    period: Period
+    referrals_received: int = 0
+    remained_voluntary: int = 0
+
+
+@dataclass
+class PilotFigures:
+    """Everything the report counts, raw, for one pilot and period."""
+
+    pilot: Pilot
+    period: Period
+    sites: list[Site]
+    by_site: dict[int, Figures]
+    total: Figures
+    series: list[SeriesPoint]
+    source_codes: list[str]
+
+
+def referrals_in(site_ids: list[int], start: date, end: date) -> QuerySet:
+    """Every referral received at these sites from start to end inclusive: no status or pathway excluded."""
+    return Referral.objects.filter(site_id__in=site_ids, referred_on__gte=start, referred_on__lte=end)
+
+
+def _with_flags(queryset: QuerySet, as_of) -> QuerySet:
+    """The voluntariness flags and status of consent.selectors (the one rule), as aliases for aggregation."""
+    return queryset.alias(**voluntariness_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
+
+
+def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[dict]:
+    """One row per site: received, pathway, how heard and the plain counts (one GROUP BY query)."""
+    withdrawals = Withdrawal.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True, withdrawn_at__lte=as_of)
+    declines = Decline.objects.filter(referral=OuterRef("pk"), declined_on__lte=period.end)
+    queryset = _with_flags(base, as_of).alias(has_withdrawal=Exists(withdrawals), has_decline=Exists(declines))
+    conditional = {
+        "explicit_consent": Q(v_no_consent=False),
+        "declined": Q(has_decline=True),
+        "withdrawals": Q(has_withdrawal=True),
+        "withdrawals_citing_pressure": Q(v_pressured_withdrawal=True),
+        "felt_not_free_to_stop": Q(v_not_free_to_stop=True),
+        "employment_goal_raised_by_benefits_agency": Q(v_goal_by_agency=True),
+        "intake_check_recorded": Q(v_no_intake_check=False),
+    }
+    aggregates = {"referrals_received": Count("pk")}
+    aggregates.update({f"pathway:{p}": Count("pk", filter=Q(pathway=p)) for p in Pathway.values})
+    aggregates.update({f"how_heard:{h}": Count("pk", filter=Q(how_heard=h)) for h in HowHeard.values})
+    aggregates.update({name: Count("pk", filter=condition) for name, condition in conditional.items()})
+    return list(queryset.values("site_id").annotate(**aggregates).order_by("site_id"))
+
+
+def _per_site_voluntariness(base: QuerySet, as_of: datetime) -> list[dict]:
+    """(site, status, count) rows: the status is computed once per referral and grouped on."""
+    return list(
+        _with_flags(base, as_of).values("site_id", v_status=F("vstatus")).annotate(n=Count("pk")).order_by("site_id", "v_status")
+    )
+
+
+def _per_site_sources(base: QuerySet) -> list[dict]:
+    return list(base.values("site_id", "source_of_referral").annotate(n=Count("pk")).order_by("site_id", "source_of_referral"))
+
+
+def _median_rows(base: QuerySet, as_of: datetime, *, by_site: bool) -> list[dict]:
+    """The one or two middle rows of days-to-consent, per site or overall, picked by window functions.
+
+    Days are from the referral to the day (in the clinic's time zone) of its earliest consent in force at
+    the end of the period. A row is a middle one when 2 * rank lies between n and n + 2.
+    """
+    first_consent = (
+        ConsentRecord.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True, given_at__lte=as_of)
+        .order_by("given_at", "pk")
+        .annotate(day=TruncDate("given_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")[:1]
+    )
+    partition = [F("site_id")] if by_site else None
+    queryset = (
+        _with_flags(base, as_of)
+        .filter(v_no_consent=False)
+        .annotate(consent_day=Subquery(first_consent, output_field=DateField()))
+        .annotate(days=ExpressionWrapper(F("consent_day") - F("referred_on"), output_field=DurationField()))
+        .annotate(
+            rank=Window(RowNumber(), partition_by=partition, order_by=[F("days").asc(), F("pk").asc()]),
+            n=Window(Count("pk"), partition_by=partition),
+        )
+        .annotate(twice_rank=F("rank") * 2)
+        .filter(twice_rank__gte=F("n"), twice_rank__lte=F("n") + 2)
+        .values("site_id", "days")
+    )
+    return list(queryset)
+
+
+def _medians(rows: list[dict], *, by_site: bool) -> dict:
+    middle = defaultdict(list)
+    for row in rows:
+        middle[row["site_id"] if by_site else None].append(row["days"].days)
+    return {key: sum(values) / len(values) for key, values in middle.items()}
+
+
+def _benefits_agency_events(pilot_site_ids: list[int], provider_ids: list[int], host_ids: list[int], period: Period) -> QuerySet:
+    """Access events by benefits-agency accounts in the period that concern this pilot.
+
+    Those about a referral at one of the pilot's sites, and those about no referral (a refused list) by an
+    agency hosting one of the pilot's sites. Taken from the chains of the pilot's providers.
+    """
+    start = timezone.make_aware(datetime.combine(period.start, time.min))
+    pilot_referrals = Referral.objects.filter(site_id__in=pilot_site_ids).values("pk")
+    return AccessEvent.objects.filter(
+        Q(referral_id__in=pilot_referrals) | Q(referral_id__isnull=True, actor_organisation_id__in=host_ids),
+        chain_id__in=provider_ids,
+        actor_organisation_kind=OrganisationKind.BENEFITS_AGENCY,
+        occurred_at__gte=start,
+        occurred_at__lte=end_of_day(period.end),
+    )
+
+
+def _attempt_counts() -> dict:
+    """Attempts, not events: a refused list is written on each co-located provider's chain, once per request."""
+    attempt = Case(When(request_id="", then=Cast("id", CharField())), default=F("request_id"), output_field=CharField())
+    return {
+        "benefits_agency_access_allowed": Count(attempt, distinct=True, filter=Q(outcome=Outcome.ALLOWED)),
+        "benefits_agency_access_denied": Count(attempt, distinct=True, filter=~Q(outcome=Outcome.ALLOWED)),
+    }
+
+
+def _access_per_site(events: QuerySet) -> list[dict]:
+    site_of = Referral.objects.filter(pk=OuterRef("referral_id")).order_by().values("site_id")[:1]
+    return list(
+        events.filter(referral_id__isnull=False)
+        .annotate(event_site=Subquery(site_of))
+        .values("event_site")
+        .annotate(**_attempt_counts())
+        .order_by("event_site")
+    )
+
+
+def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoint]:
+    """Referrals received and remained voluntary per month or quarter, from the pilot's start to the period's end.
+
+    Each point's voluntariness is as it stood at the end of that month or quarter: one query, the status
+    computed against a per-row `as of` picked by the row's bucket.
+    """
+    buckets = steps(pilot.starts_on, min(pilot.ends_on, period.end), pilot.cadence)
+    if not buckets:
+        return []
+    label = Case(
+        *[When(referred_on__gte=b.start, referred_on__lte=b.end, then=Value(b.label)) for b in buckets],
+        output_field=CharField(),
+    )
+    as_of = Case(
+        *[When(referred_on__gte=b.start, referred_on__lte=b.end, then=Value(end_of_day(b.end))) for b in buckets],
+        output_field=DateTimeField(),
+    )
+    base = referrals_in(site_ids, buckets[0].start, buckets[-1].end).alias(bucket=label, bucket_as_of=as_of)
+    rows = (
+        _with_flags(base, OuterRef("bucket_as_of"))
+        .values(period=F("bucket"), v_status=F("vstatus"))
+        .annotate(n=Count("pk"))
+        .order_by("period")
+    )
+    points = {b.label: SeriesPoint(period=b) for b in buckets}
+    for row in rows:
+        point = points[row["period"]]
+        point.referrals_received += row["n"]
+        if row["v_status"] == Voluntariness.VOLUNTARY:
+            point.remained_voluntary += row["n"]
+    return list(points.values())
+
+
+def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
+    """Every raw figure of the report for one pilot and period, per site and in total."""
+    sites = list(pilot.sites.select_related("provider", "host_organisation").order_by("name", "pk"))
+    site_ids = [s.pk for s in sites]
+    provider_ids = sorted({s.provider_id for s in sites})
+    host_ids = sorted({s.host_organisation_id for s in sites})
+    as_of = end_of_day(period.end)
+    base = referrals_in(site_ids, period.start, period.end)
+
+    by_site = {s.pk: Figures() for s in sites}
+    for row in _per_site_counts(base, period, as_of):
+        figures = by_site[row["site_id"]]
+        figures.referrals_received = row["referrals_received"]
+        figures.by_pathway = {p: row[f"pathway:{p}"] for p in Pathway.values}
+        figures.by_how_heard = {h: row[f"how_heard:{h}"] for h in HowHeard.values}
+        for name in SIMPLE_COUNTS:
+            figures.counts[name] = row[name]
+    for row in _per_site_voluntariness(base, as_of):
+        by_site[row["site_id"]].voluntariness[row["v_status"]] = row["n"]
+    sources = _per_site_sources(base)
+    seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
+    source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
+    for figures in by_site.values():
+        figures.by_source_of_referral = dict.fromkeys(source_codes, 0)
+    for row in sources:
+        by_site[row["site_id"]].by_source_of_referral[row["source_of_referral"]] = row["n"]
+    for site_id, median in _medians(_median_rows(base, as_of, by_site=True), by_site=True).items():
+        by_site[site_id].median_days_to_consent = median
+
+    events = _benefits_agency_events(site_ids, provider_ids, host_ids, period)
+    for row in _access_per_site(events):
+        if row["event_site"] in by_site:
+            for name in ACCESS_COUNTS:
+                by_site[row["event_site"]].counts[name] = row[name]
+
+    total = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
+    # Adding up per-site rows (a handful), never referrals.
+    for figures in by_site.values():
+        total.referrals_received += figures.referrals_received
+        for breakdown in BREAKDOWNS:
+            for key, n in getattr(figures, breakdown).items():
+                getattr(total, breakdown)[key] += n
+        for name in SIMPLE_COUNTS:
+            total.counts[name] += figures.counts[name]
+    total.median_days_to_consent = _medians(_median_rows(base, as_of, by_site=False), by_site=False).get(None)
+    # Attempts counted once across sites, including those aimed at no referral (refused lists).
+    total.counts.update(events.aggregate(**_attempt_counts()))
+
+    return PilotFigures(
+        pilot=pilot,
+        period=period,
+        sites=sites,
+        by_site=by_site,
+        total=total,
+        series=_series(pilot, site_ids, period),
+        source_codes=source_codes,
+    )

@@ -1,0 +1,332 @@
+"""The pilot compliance report: raw figures in, the published (suppressed) report out.
+
+`publish` is the one place disclosure control is applied. Every rendering (JSON, CSV, HTML), every
+snapshot and the management command start from its output; the raw figures never leave this module.
+"""
+
+from collections.abc import Hashable
+from datetime import date
+
+from dateutil.relativedelta import relativedelta
+
+from colocation.models import Pilot, Site
+from consent.access.log import verify_chain
+from consent.models import Pathway
+from consent.reports.disclosure import (
+    DISCLOSURE_CONTROL,
+    STAR,
+    shown_count,
+    suppress_median,
+    suppress_share,
+    withheld_cells,
+)
+from consent.reports.metrics import BREAKDOWNS, JOBCENTRE_SOURCE, Figures, PilotFigures, pilot_figures
+from consent.reports.periods import Period
+from consent.selectors import Voluntariness
+
+TOTAL = "total"
+MET, NOT_MET, INSUFFICIENT = "met", "not met", "insufficient data"
+PRINCIPLES = (
+    "voluntary_participation",
+    "no_information_sharing",
+    "client_led_goals",
+    "appropriate_environment",
+    "free_to_withdraw",
+    "honest_counting",
+)
+PRINCIPLE_TITLES = {
+    "voluntary_participation": "Therapy is completely voluntary, unrelated to benefit conditionality",
+    "no_information_sharing": "No information is shared with the benefits agency",
+    "client_led_goals": "The focus is what the client brings; employment only if the client chooses it",
+    "appropriate_environment": "A therapeutically appropriate, separate environment",
+    "free_to_withdraw": "The client is free to withdraw with no consequence",
+    "honest_counting": "Everyone referred is counted, including those who declined",
+}
+# A separation checklist older than this at the end of the period is not evidence of the present.
+REVIEW_VALID_FOR = relativedelta(years=1)
+# The plain counts of a scope, in the order they are published.
+PUBLISHED_COUNTS = (
+    "explicit_consent",
+    "declined",
+    "withdrawals",
+    "withdrawals_citing_pressure",
+    "felt_not_free_to_stop",
+    "employment_goal_raised_by_benefits_agency",
+    "intake_check_recorded",
+    "benefits_agency_access_allowed",
+    "benefits_agency_access_denied",
+)
+# remained_voluntary is the voluntary status count at the end of the period: one cell under two names.
+ALIASES = {("remained_voluntary",): ("voluntariness", Voluntariness.VOLUNTARY)}
+
+
+def _cells_of(figures: Figures) -> dict[tuple, int]:
+    cells: dict[tuple, int] = {("referrals_received",): figures.referrals_received}
+    for breakdown in BREAKDOWNS:
+        for key, n in getattr(figures, breakdown).items():
+            cells[(breakdown, key)] = n
+    for name in PUBLISHED_COUNTS:
+        cells[(name,)] = figures.counts[name]
+    return cells
+
+
+class _Cells:
+    """Every count of the report as one table of cells and the (total, parts) groups that tie them together."""
+
+    def __init__(self, figures: PilotFigures):
+        self.values: dict[Hashable, int] = {}
+        self.aliases: dict[Hashable, Hashable] = {}
+        self.groups: list[tuple[Hashable, list[Hashable]]] = []
+        scopes = {TOTAL: figures.total, **figures.by_site}
+        for scope, scope_figures in scopes.items():
+            for path, n in _cells_of(scope_figures).items():
+                self.values[(scope, *path)] = n
+            for alias, target in ALIASES.items():
+                self.aliases[(scope, *alias)] = (scope, *target)
+            # Each breakdown is a partition of the referrals received at that scope.
+            for breakdown in BREAKDOWNS:
+                parts = [(scope, breakdown, key) for key in getattr(scope_figures, breakdown)]
+                self.groups.append(((scope, "referrals_received"), parts))
+        # Every count of the pilot is the sum of the same count over its sites (access attempts at least
+        # the sum: attempts aimed at no referral are only in the total, which can only withhold more).
+        site_ids = list(figures.by_site)
+        if site_ids:
+            for path in _cells_of(figures.total):
+                self.groups.append(((TOTAL, *path), [(site, *path) for site in site_ids]))
+        self._add_series(figures)
+        self.withheld = withheld_cells(self.values, self.groups)
+
+    def _add_series(self, figures: PilotFigures) -> None:
+        period = figures.period
+        inside = [point for point in figures.series if period.contains(point.period)]
+        for point in figures.series:
+            for name in ("referrals_received", "remained_voluntary"):
+                self.values[("series", point.period.label, name)] = getattr(point, name)
+        if len(inside) == 1 and inside[0].period.start == period.start and inside[0].period.end == period.end:
+            # The period is one step of the series: the same figures, so the same cells.
+            label = inside[0].period.label
+            self.aliases[("series", label, "referrals_received")] = (TOTAL, "referrals_received")
+            self.aliases[("series", label, "remained_voluntary")] = (TOTAL, "voluntariness", Voluntariness.VOLUNTARY)
+            for name in ("referrals_received", "remained_voluntary"):
+                del self.values[("series", label, name)]
+        elif inside:
+            # The steps inside the period add up to (at most) the period's referrals received.
+            self.groups.append(
+                ((TOTAL, "referrals_received"), [("series", p.period.label, "referrals_received") for p in inside])
+            )
+
+    def raw(self, *key) -> int:
+        return self.values[self.aliases.get(key, key)]
+
+    def shown(self, *key) -> int | str:
+        key = self.aliases.get(key, key)
+        return shown_count(self.values[key], withheld=key in self.withheld)
+
+
+def _median(value: float | None, *, resting_on) -> float | int | str | None:
+    shown = suppress_median(value, resting_on=resting_on)
+    if isinstance(shown, float):
+        return int(shown) if shown.is_integer() else round(shown, 1)
+    return shown
+
+
+def _scope(cells: _Cells, scope, figures: Figures, verified: bool) -> dict:
+    """The published keys of one scope (a site or the whole pilot), in DESIGN.md's order."""
+    received, consent = cells.shown(scope, "referrals_received"), cells.shown(scope, "explicit_consent")
+    remained = cells.shown(scope, "remained_voluntary")
+    published = {
+        "referrals_received": received,
+        **{b: {key: cells.shown(scope, b, key) for key in getattr(figures, b)} for b in BREAKDOWNS[:3]},
+        "explicit_consent": consent,
+        "explicit_consent_share": suppress_share(
+            figures.counts["explicit_consent"], figures.referrals_received, numerator_shown=consent, denominator_shown=received
+        ),
+        "median_days_to_consent": _median(figures.median_days_to_consent, resting_on=consent),
+        "voluntariness": {key: cells.shown(scope, "voluntariness", key) for key in Voluntariness.ALL},
+        "remained_voluntary": remained,
+        # Of those who consented: remaining voluntary is only possible with explicit consent.
+        "remained_voluntary_share": suppress_share(
+            figures.remained_voluntary, figures.counts["explicit_consent"], numerator_shown=remained, denominator_shown=consent
+        ),
+    }
+    published.update({name: cells.shown(scope, name) for name in PUBLISHED_COUNTS})
+    published["access_log_verified"] = verified
+    return published
+
+
+def _separation(site: Site) -> dict:
+    return {
+        **{name: getattr(site, name) for name in Site.SEPARATION_FIELDS},
+        "last_reviewed": site.separation_last_reviewed.isoformat() if site.separation_last_reviewed else None,
+    }
+
+
+def _fully_separated(site: Site) -> bool:
+    return all(getattr(site, name) for name in Site.SEPARATION_FIELDS)
+
+
+def _reviewed_recently(site: Site, as_at: date) -> bool:
+    reviewed = site.separation_last_reviewed
+    return reviewed is not None and as_at - REVIEW_VALID_FOR <= reviewed <= as_at
+
+
+def _principle(key: str, verdict: str, reason: str, evidence: dict) -> dict:
+    return {"key": key, "title": PRINCIPLE_TITLES[key], "verdict": verdict, "reason": reason, "evidence": evidence}
+
+
+def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> list[dict]:
+    """The six principles, each judged on the raw figures and shown with the published ones behind it."""
+    total = figures.total
+    counts = total.counts
+    received = total.referrals_received
+    vol = total.voluntariness
+
+    def shown(*path):
+        return cells.shown(TOTAL, *path)
+
+    principles = []
+
+    evidence = {
+        "not_voluntary": shown("voluntariness", Voluntariness.NOT_VOLUNTARY),
+        "mandated_assessment": shown("by_pathway", Pathway.MANDATED_ASSESSMENT),
+        "benefit_condition": shown("by_pathway", Pathway.BENEFIT_CONDITION),
+        "referred_by_jobcentre_M5": shown("by_source_of_referral", JOBCENTRE_SOURCE),
+        "unknown": shown("voluntariness", Voluntariness.UNKNOWN),
+        "remained_voluntary": shown("remained_voluntary"),
+    }
+    if received == 0:
+        verdict, reason = INSUFFICIENT, "No referrals in the period."
+    elif vol[Voluntariness.NOT_VOLUNTARY] or total.by_source_of_referral.get(JOBCENTRE_SOURCE):
+        verdict, reason = (
+            NOT_MET,
+            "Referrals on a mandated pathway, told attendance was required or of a sanction, or referred by Jobcentre Plus (M5).",
+        )
+    elif vol[Voluntariness.VOLUNTARY] + vol[Voluntariness.CONCERN] == 0:
+        verdict, reason = INSUFFICIENT, "No referral has both explicit consent and an intake check yet."
+    else:
+        verdict, reason = (
+            MET,
+            "Every referral with consent and an intake check was voluntary; none mandated or referred by Jobcentre Plus.",
+        )
+    principles.append(_principle("voluntary_participation", verdict, reason, evidence))
+
+    evidence = {
+        "benefits_agency_access_allowed": shown("benefits_agency_access_allowed"),
+        "benefits_agency_access_denied": shown("benefits_agency_access_denied"),
+        "access_log_verified": log_verified,
+    }
+    if not figures.sites:
+        verdict, reason = INSUFFICIENT, "The pilot has no sites."
+    elif counts["benefits_agency_access_allowed"] or not log_verified:
+        verdict, reason = NOT_MET, "A benefits-agency account reached client data, or the access log failed verification."
+    else:
+        verdict, reason = MET, "No benefits-agency access to client data was allowed, and the access log verified."
+    principles.append(_principle("no_information_sharing", verdict, reason, evidence))
+
+    evidence = {
+        "employment_goal_raised_by_benefits_agency": shown("employment_goal_raised_by_benefits_agency"),
+        "intake_check_recorded": shown("intake_check_recorded"),
+    }
+    if counts["employment_goal_raised_by_benefits_agency"]:
+        verdict, reason = NOT_MET, "A check recorded an employment goal raised by the benefits agency."
+    elif counts["intake_check_recorded"] == 0:
+        verdict, reason = INSUFFICIENT, "No intake voluntariness checks recorded in the period."
+    else:
+        verdict, reason = MET, "No check recorded an employment goal raised by the benefits agency."
+    principles.append(_principle("client_led_goals", verdict, reason, evidence))
+
+    as_at = figures.period.end
+    unseparated = [s.name for s in figures.sites if not _fully_separated(s)]
+    unreviewed = [s.name for s in figures.sites if not _reviewed_recently(s, as_at)]
+    evidence = {"sites_not_fully_separated": unseparated, "sites_not_reviewed_within_a_year": unreviewed}
+    if not figures.sites:
+        verdict, reason = INSUFFICIENT, "The pilot has no sites."
+    elif unseparated:
+        verdict, reason = NOT_MET, "A site's separation checklist has an item not in place."
+    elif unreviewed:
+        verdict, reason = INSUFFICIENT, "A site's separation checklist was not reviewed in the year before the period ended."
+    else:
+        verdict, reason = MET, "Every site is fully separated and was reviewed within the year."
+    principles.append(_principle("appropriate_environment", verdict, reason, evidence))
+
+    evidence = {
+        "withdrawals": shown("withdrawals"),
+        "withdrawals_citing_pressure": shown("withdrawals_citing_pressure"),
+        "felt_not_free_to_stop": shown("felt_not_free_to_stop"),
+    }
+    if counts["withdrawals_citing_pressure"] or counts["felt_not_free_to_stop"]:
+        verdict, reason = NOT_MET, "A client withdrew citing pressure, or a check recorded a client not feeling free to stop."
+    elif counts["explicit_consent"] == 0:
+        verdict, reason = INSUFFICIENT, "Nobody consented in the period, so nobody could withdraw."
+    else:
+        verdict, reason = MET, "No withdrawal cited pressure and every check found the client free to stop."
+    principles.append(_principle("free_to_withdraw", verdict, reason, evidence))
+
+    evidence = {
+        "referrals_received": shown("referrals_received"),
+        "declined": shown("declined"),
+        "counted_without_exclusions": True,
+    }
+    reconciles = all(sum(getattr(total, b).values()) == received for b in BREAKDOWNS)
+    if received == 0:
+        verdict, reason = INSUFFICIENT, "No referrals in the period."
+    elif not reconciles:
+        verdict, reason = NOT_MET, "The breakdowns do not add up to the referrals received."
+    else:
+        verdict, reason = (
+            MET,
+            "Every referral in the period is counted, whatever its status or pathway, including those who declined.",
+        )
+    principles.append(_principle("honest_counting", verdict, reason, evidence))
+    return principles
+
+
+def publish(figures: PilotFigures, log_verified_by_provider: dict[int, bool]) -> dict:
+    """The report as it may leave the server: disclosure control applied to every count, share and median.
+
+    The one function through which figures are published, for every format.
+    """
+    cells = _Cells(figures)
+    log_verified = all(log_verified_by_provider.values())
+    sites = []
+    for site in figures.sites:
+        sites.append(
+            {
+                "site": {"id": site.pk, "name": site.name, "provider": site.provider.name},
+                **_scope(cells, site.pk, figures.by_site[site.pk], log_verified_by_provider.get(site.provider_id, False)),
+                "separation": _separation(site),
+            }
+        )
+    series = [
+        {
+            "period": point.period.label,
+            "start": point.period.start.isoformat(),
+            "end": point.period.end.isoformat(),
+            "referrals_received": cells.shown("series", point.period.label, "referrals_received"),
+            "remained_voluntary": cells.shown("series", point.period.label, "remained_voluntary"),
+        }
+        for point in figures.series
+    ]
+    return {
+        "pilot": {"id": figures.pilot.pk, "name": figures.pilot.name, "cadence": figures.pilot.cadence},
+        "period": figures.period.as_dict(),
+        "disclosure_control": DISCLOSURE_CONTROL,
+        "totals": _scope(cells, TOTAL, figures.total, log_verified),
+        "sites": sites,
+        "principles": _principles(figures, cells, log_verified),
+        "series": series,
+    }
+
+
+def log_verification(provider_ids) -> dict[int, bool]:
+    """Whether each provider's access-log chain verifies, walked from its start (cost grows with the log)."""
+    return {pid: verify_chain(organisation_ids=[pid]).verified for pid in sorted(provider_ids)}
+
+
+def compliance_report(pilot: Pilot, period: Period) -> dict:
+    """The published compliance report of a pilot for a period."""
+    figures = pilot_figures(pilot, period)
+    return publish(figures, log_verification({site.provider_id for site in figures.sites}))
+
+
+__all__ = ["compliance_report", "publish", "log_verification", "PRINCIPLES", "MET", "NOT_MET", "INSUFFICIENT", "STAR"]
