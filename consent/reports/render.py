@@ -56,6 +56,14 @@ LABELS = {
     "benefits_agency_access_allowed": "Benefits-agency access to client data allowed (must be 0)",
     "benefits_agency_access_denied": "Benefits-agency access attempts denied",
     "access_log_verified": "Access-log chain verified",
+    "referred_by_jobcentre_M5": "Referred by Jobcentre Plus (source M5)",
+    "not_voluntary": "Not voluntary",
+    "mandated_assessment": "Mandated assessment pathway",
+    "benefit_condition": "Benefit condition pathway",
+    "unknown": "Voluntariness unknown (no consent or intake check yet)",
+    "sites_not_fully_separated": "Sites not fully separated",
+    "sites_not_reviewed_within_a_year": "Sites not reviewed within a year",
+    "counted_without_exclusions": "Counted without exclusions",
 }
 
 # ---- CSV ---------------------------------------------------------------------------------------------------
