@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from consent.access.firewall import ClientDataRefused, ReferralNotFound
+from consent.access.log import AccessLogUnavailable
 
 
 def _validation_detail(error: DjangoValidationError):
@@ -47,7 +48,20 @@ def _actionable(exc: exceptions.APIException) -> exceptions.APIException:
     return exc
 
 
+def _log_unavailable(exc: AccessLogUnavailable) -> Response:
+    # Fail closed: the access could not be logged, so it did not happen. The answer carries nothing of the
+    # request's data, only that it failed and may be tried again.
+    set_rollback()
+    return Response(
+        {"detail": str(exc), "code": "access_log_unavailable"},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "30"},
+    )
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, AccessLogUnavailable):
+        return _log_unavailable(exc)
     if isinstance(exc, RequestDataTooBig):
         # Django would answer an HTML 400 page; the body was never parsed, so nothing was written.
         set_rollback()

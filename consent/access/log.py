@@ -120,12 +120,16 @@ def _safe_segment(segment: str) -> bool:
     return bool(_WORD.match(segment)) and not _DIGIT_RUN.search(segment)
 
 
+def _safe_query_name(name: str) -> bool:
+    return bool(_WORD.match(name)) and not _DIGIT_RUN.search(name)
+
+
 def safe_path(path: str) -> str:
     """The request path with any segment or query value that could be an identifier withheld."""
     parts = urlsplit(path)
     segments = [s if _safe_segment(s) else WITHHELD for s in parts.path.split("/")]
     query = [
-        f"{name}={value if _QUERY_VALUE.match(value) else WITHHELD}" if _WORD.match(name) else WITHHELD
+        f"{name}={value if _QUERY_VALUE.match(value) else WITHHELD}" if _safe_query_name(name) else WITHHELD
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return "/".join(segments) + (f"?{'&'.join(query)}" if query else "")
@@ -141,19 +145,62 @@ def _without_identifiers(text: str, identifiers: Iterable[str] = ()) -> str:
     text = _NHS_NUMBER_LIKE.sub(WITHHELD, text)
     for identifier in identifiers:
         if identifier:
-            text = re.sub(re.escape(identifier), WITHHELD, text, flags=re.IGNORECASE)
+            # As a whole word only: a short reference must not cut into a UUID or a longer word.
+            pattern = rf"(?<![A-Za-z0-9]){re.escape(identifier)}(?![A-Za-z0-9])"
+            text = re.sub(pattern, WITHHELD, text, flags=re.IGNORECASE)
     return text
 
 
-def _client_identifiers(drafts: list[EventDraft]) -> dict[uuid.UUID, tuple[str, ...]]:
-    """Local references and NHS numbers of the clients whose events carry free text, to keep them out of it."""
-    pseudonyms = {d.client_pseudonym for d in drafts if d.client_pseudonym and d.purpose}
-    if not pseudonyms:
-        return {}
+_TOKEN_SPLIT = re.compile(r"[\s,;:()\[\]{}<>\"'!?]+")
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _tokens(texts: Iterable[str]) -> set[str]:
+    """Words of free text that could be a local reference, in the spellings people type them."""
+    words = set()
+    for text in texts:
+        for word in _TOKEN_SPLIT.split(text or ""):
+            word = word.strip(".")
+            if 3 <= len(word) <= 64:
+                words.update((word, word.upper(), word.lower()))
+    return words
+
+
+def _client_identifiers(drafts: list[EventDraft], context: AccessContext, path: str) -> set[str]:
+    """Identifiers that free text in these events might carry, to withhold them.
+
+    The local reference and NHS number of every client an event with free text is about, and any local
+    reference of the providers concerned that appears as a word of the purposes, the request id or the
+    query string (a break-glass reason may name another client). One query, through the unique index on
+    (provider, local_reference), and none at all for an event with no free text.
+    """
+    texts = [d.purpose or context.purpose for d in drafts]
+    query_values = [value for _, value in parse_qsl(urlsplit(path).query)]
+    request_id = "" if _UUID.match(context.request_id or "") or _HEX_ID.match(context.request_id or "") else context.request_id
+    words = _tokens([*texts, request_id, *query_values])
+    pseudonyms = {d.client_pseudonym for d in drafts if d.client_pseudonym and (d.purpose or context.purpose)}
+    if not words and not pseudonyms:
+        return set()
+    from django.db.models import Q
+
     from consent.models import Client
 
-    rows = Client.objects.filter(pk__in=pseudonyms).values_list("pk", "local_reference", "nhs_number")
-    return {pk: (local_reference, nhs_number) for pk, local_reference, nhs_number in rows}
+    chains = {d.chain.pk for d in drafts}
+    rows = Client.objects.filter(Q(pk__in=pseudonyms) | Q(provider_id__in=chains, local_reference__in=words))
+    found = set()
+    for local_reference, nhs_number in rows.values_list("local_reference", "nhs_number"):
+        found.update(value for value in (local_reference, nhs_number) if value)
+    return found
+
+
+def safe_request_id(request_id: str, identifiers: Iterable[str] = ()) -> str:
+    """The request id as logged: a UUID or hex id as is; anything with a run of digits or an identifier withheld."""
+    request_id = (request_id or "")[:64]
+    if not request_id or _UUID.match(request_id) or _HEX_ID.match(request_id):
+        return request_id
+    if _DIGIT_RUN.search(request_id) or _without_identifiers(request_id, identifiers) != request_id:
+        return WITHHELD
+    return request_id
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
@@ -243,11 +290,11 @@ def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent
         for draft in drafts:
             if draft.action == Action.READ:
                 draft.extra_alerts.append(AlertReason.UNUSUAL_VOLUME)
-    identifiers = _client_identifiers(drafts)
+    identifiers = _client_identifiers(drafts, context, context.path)
     request = {
-        "request_id": _without_identifiers(context.request_id)[:64],
+        "request_id": safe_request_id(context.request_id, identifiers),
         "method": context.method[:10],
-        "path": safe_path(context.path)[:500],
+        "path": _without_identifiers(safe_path(context.path), identifiers)[:500],
     }
     by_chain: dict[int, list[EventDraft]] = defaultdict(list)
     for draft in drafts:
@@ -272,9 +319,7 @@ def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent
                 "client_pseudonym": draft.client_pseudonym,
                 "referral_id": draft.referral_id,
                 "outcome": draft.outcome,
-                "purpose": _without_identifiers(draft.purpose or context.purpose, identifiers.get(draft.client_pseudonym, ()))[
-                    :500
-                ],
+                "purpose": _without_identifiers(draft.purpose or context.purpose, identifiers)[:500],
                 **request,
                 "status": draft.status,
                 "alert_reasons": ",".join(_alert_reasons(draft, actor)),

@@ -1,0 +1,130 @@
+"""Reads of the access log: the DPO's view of their organisation's events, alerts and a client's history.
+
+The log names clients only by pseudonym, but it still says who looked at whom: every queryset here is
+scoped to one provider's chain before anyone sees a row, and the access history of a referral is reached
+only through the firewall.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import BooleanField, Case, OuterRef, Q, QuerySet, Subquery, Value, When
+
+from colocation.models import OrganisationKind, Role
+from colocation.selectors import staff_profile_of
+from consent.access.models import AccessEvent, AlertDisposition, Disposition
+
+
+class NotADataProtectionOfficer(PermissionDenied):
+    """The access log is read by the data-protection officer of a therapy provider, and nobody else."""
+
+    def __init__(self):
+        super().__init__("Only a data-protection officer of a therapy provider can read the access log.")
+
+
+# A disposition that leaves an alert in the queue: the DPO is still looking into it.
+OPEN_DISPOSITIONS = (Disposition.INVESTIGATING,)
+
+
+def dpo_organisation_id(user) -> int:
+    """The id of the provider whose log this user reads as its DPO; refused for anyone else."""
+    profile = staff_profile_of(user)
+    if profile is None or profile.role != Role.DPO or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+        raise NotADataProtectionOfficer()
+    return profile.organisation_id
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """The filters of the DPO's log, already parsed by the caller."""
+
+    actor: str | None = None
+    referral: object = None
+    action: str | None = None
+    outcome: str | None = None
+    organisation_kind: str | None = None
+    occurred_after: datetime | None = None
+    occurred_before: datetime | None = None
+
+
+def _filtered(queryset: QuerySet, filters: EventFilters) -> QuerySet:
+    if filters.actor:
+        # An actor is named by id or by username (the name the event recorded at the time).
+        actor = filters.actor
+        queryset = queryset.filter(actor_id=int(actor)) if actor.isdigit() else queryset.filter(actor_name=actor)
+    if filters.referral:
+        queryset = queryset.filter(referral_id=filters.referral)
+    if filters.action:
+        queryset = queryset.filter(action=filters.action)
+    if filters.outcome:
+        queryset = queryset.filter(outcome=filters.outcome)
+    if filters.organisation_kind:
+        queryset = queryset.filter(actor_organisation_kind=filters.organisation_kind)
+    if filters.occurred_after:
+        queryset = queryset.filter(occurred_at__gte=filters.occurred_after)
+    if filters.occurred_before:
+        queryset = queryset.filter(occurred_at__lte=filters.occurred_before)
+    return queryset
+
+
+def events_for_dpo(user, filters: EventFilters | None = None) -> QuerySet[AccessEvent]:
+    """The DPO's own organisation's events, newest first, filtered in SQL."""
+    chain_id = dpo_organisation_id(user)
+    queryset = AccessEvent.objects.filter(chain_id=chain_id)
+    return _filtered(queryset, filters or EventFilters()).order_by("-seq")
+
+
+def events_for_export(user, filters: EventFilters | None = None) -> tuple[int, QuerySet[AccessEvent]]:
+    """The DPO's chain id and its filtered events in chain order, for exports that read them in batches."""
+    chain_id = dpo_organisation_id(user)
+    return chain_id, _filtered(AccessEvent.objects.filter(chain_id=chain_id), filters or EventFilters()).order_by("seq")
+
+
+def _latest_disposition(field: str) -> Subquery:
+    latest = AlertDisposition.objects.filter(event=OuterRef("pk")).order_by("-decided_at", "-pk")
+    return Subquery(latest.values(field)[:1])
+
+
+def alerts_for_dpo(user, *, state: str | None = None) -> QuerySet[AccessEvent]:
+    """The alert queue of the DPO's organisation: open alerts first, newest first within each.
+
+    An alert is open until a DPO decides it is of no concern or a confirmed breach; `investigating` keeps
+    it in the queue. The latest decision on each alert is read in the same query (no query per row).
+    """
+    chain_id = dpo_organisation_id(user)
+    queryset = (
+        AccessEvent.objects.filter(chain_id=chain_id)
+        .exclude(alert_reasons="")
+        .annotate(
+            disposition=_latest_disposition("disposition"),
+            disposition_note=_latest_disposition("note"),
+            disposition_by=_latest_disposition("decided_by__username"),
+            disposition_at=_latest_disposition("decided_at"),
+        )
+        .annotate(
+            is_open=Case(
+                When(Q(disposition__isnull=True) | Q(disposition__in=OPEN_DISPOSITIONS), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+    )
+    if state == "open":
+        queryset = queryset.filter(is_open=True)
+    elif state == "closed":
+        queryset = queryset.filter(is_open=False)
+    return queryset.order_by("-is_open", "-seq")
+
+
+def alert_for_dpo(user, event_id) -> AccessEvent | None:
+    """One alert of the DPO's organisation, or None (another organisation's alert is not found either)."""
+    return alerts_for_dpo(user).filter(pk=event_id).first()
+
+
+def access_history(referral) -> QuerySet[AccessEvent]:
+    """Every event about the referral's client on its provider's chain, newest first.
+
+    The caller must have opened the referral through the firewall (Purpose.ACCESS_HISTORY).
+    """
+    return AccessEvent.objects.filter(chain_id=referral.provider_id, client_pseudonym=referral.client_id).order_by("-seq")
