@@ -45,7 +45,7 @@ import os
 import uuid
 from functools import lru_cache
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
@@ -273,5 +273,5 @@ def verify_receipt(document: dict, public_key: str | None = None) -> bool:
             return False
         trusted.verify(base64.b64decode(signature["value"], validate=True), canonical_bytes(receipt))
         return True
-    except (InvalidSignature, KeyError, TypeError, ValueError, AttributeError):
+    except (InvalidSignature, UnsupportedAlgorithm, KeyError, TypeError, ValueError, AttributeError):
         return False

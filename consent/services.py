@@ -36,6 +36,38 @@ SHARING_NOT_PERMITTED = (
 )
 
 
+class FieldErrors(ValidationError):
+    """Errors by field, where a field may hold errors of its own fields (the client's), as a dict.
+
+    Django's ValidationError cannot nest a dict inside a dict (it fails with an AttributeError, which would
+    be a 500); this one keeps the nesting in `message_dict`, which the API's error handler renders as
+    {"client": {"nhs_number": [...]}}, the shape DRF gives for the same nested fields.
+    """
+
+    def __init__(self, errors: dict):
+        self.nested = {
+            field: {name: _as_list(value) for name, value in messages.items()}
+            if isinstance(messages, dict)
+            else _as_list(messages)
+            for field, messages in errors.items()
+        }
+        flat = {
+            field: [f"{name}: {text}" for name, texts in messages.items() for text in texts]
+            if isinstance(messages, dict)
+            else messages
+            for field, messages in self.nested.items()
+        }
+        super().__init__(flat)
+
+    @property
+    def message_dict(self) -> dict:
+        return {field: [messages] if isinstance(messages, dict) else messages for field, messages in self.nested.items()}
+
+
+def _as_list(messages) -> list[str]:
+    return [str(message) for message in messages] if isinstance(messages, list | tuple) else [str(messages)]
+
+
 def asks_to_share_with_benefits_agency(name: str) -> bool:
     """Whether a scope or field name asks for sharing with a benefits agency."""
     lowered = str(name).lower()
@@ -174,7 +206,7 @@ def create_referral(
     if client_errors:
         errors["client"] = client_errors
     if errors:
-        raise ValidationError(errors)
+        raise FieldErrors(errors)
     if client is None:
         client = Client(
             provider_id=profile.organisation_id,
