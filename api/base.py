@@ -64,6 +64,12 @@ class ClientDataViewSet(GenericViewSet):
             base=self._base(),
         )
 
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        # A refused request is rolled back; its denied access events must not be rolled back with it.
+        firewall.keep_refusal_logged(exc)
+        return response
+
     def list_through_firewall(self, request):
         """Refuse a benefits-agency account as a whole; otherwise one access event per row shown."""
         context = access_context(request)

@@ -97,8 +97,8 @@ def _alert_on(chain, user, referral):
     return AccessEvent.objects.filter(chain=chain, outcome="denied").exclude(alert_reasons="").latest("seq").pk
 
 
-@pytest.fixture
-def scene(world) -> Scene:
+def build_scene(world) -> Scene:
+    """Referrals in each state on both sides with their records, an alert on each chain, a Medway-only pilot."""
     w = world
     s = Scene(world=w)
     s.referrals["ours"], s.referrals["theirs"] = w.referral, w.medway_referral
@@ -131,6 +131,11 @@ def scene(world) -> Scene:
     s.other_pilot.overseen_by.set([ukcp])
     assert ConsentRecord.objects.count() == 4 and VoluntarinessCheck.objects.count() == 4 and Withdrawal.objects.count() == 2
     return s
+
+
+@pytest.fixture
+def scene(world) -> Scene:
+    return build_scene(world)
 
 
 # ---- rows -----------------------------------------------------------------------------------------------------
@@ -247,6 +252,8 @@ TEAM_AND_DPO = {"ours": ("therapist", "lead", "dpo"), "theirs": ("other_provider
 DPO = {"ours": ("dpo",), "theirs": ("other_provider_dpo",)}
 LEADS_OF_THE_PROVIDER = {"ours": ("lead", "other_team_lead"), "theirs": ()}
 ASSIGNING_LEAD = {"ours": ("lead",), "theirs": ()}
+# A DPO reads the log of their own organisation's records, which names its referrals and clients.
+DPO_SEES = {"dpo": "kent", "other_provider_dpo": "medway"}
 REPORT_READERS = {"ours": ("reviewer", "lead", "other_team_lead", "dpo", "other_provider_dpo"), "theirs": ("other_provider_dpo",)}
 REPORT_FREEZERS = {"ours": ("lead", "other_team_lead", "dpo", "other_provider_dpo"), "theirs": ("other_provider_dpo",)}
 
@@ -296,11 +303,13 @@ MATRIX = [
     referral_row("GET", "access-history/", TEAM_AND_DPO, OK),
     referral_row("GET", "subject-access-export/", DPO, OK),
     Row("GET", "/api/v1/access-events/", everyone(FORBIDDEN, dpo=OK, other_provider_dpo=OK),
-        sees={"dpo": "kent", "other_provider_dpo": "medway"}),
+        sees=DPO_SEES),
     Row("GET", "/api/v1/access-events/alerts/", everyone(FORBIDDEN, dpo=OK, other_provider_dpo=OK),
-        sees={"dpo": "kent", "other_provider_dpo": "medway"}),
+        sees=DPO_SEES),
     Row("POST", "/api/v1/access-events/alerts/{alert}/disposition/", per_object(WRITTEN, refused=REFUSED, **DPO),
-        body={"disposition": "no_concern", "note": "Reviewed: the work coach's attempt was refused."}),
+        body={"disposition": "no_concern", "note": "Reviewed: the work coach's attempt was refused."}, sees=DPO_SEES),
+    Row("GET", "/api/v1/access-events/{alert}/", per_object(OK, refused=REFUSED, **DPO), sees=DPO_SEES,
+        why="one event of the DPO's own organisation's log"),
     Row("GET", "/api/v1/access-events/verify/", everyone(FORBIDDEN, dpo=OK, other_provider_dpo=OK)),
     # ---- compliance reports: suppressed counts only, never a row about a client
     Row("GET", "/api/v1/pilots/{pilot}/compliance-report/?period=2026-Q3", per_object(OK, refused=REFUSED, **REPORT_READERS),

@@ -5,11 +5,12 @@ benefits agency gets nothing about any client, whatever flags, groups or permiss
 """
 
 import uuid
+from dataclasses import dataclass
 from enum import Enum
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -17,6 +18,7 @@ from colocation.models import Organisation, OrganisationKind, Role, Site, User
 from colocation.selectors import is_benefits_agency_account, staff_profile_of
 from consent.access.log import AccessContext, AlertReason, EventDraft, record_access
 from consent.access.models import (
+    AccessEvent,
     Action,
     Outcome,
     ReferralGroupObjectPermission,
@@ -39,18 +41,29 @@ class Purpose(Enum):
     SUBJECT_ACCESS = "subject_access"  # the provider's DPO only
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """The denied events a refusal wrote, kept on its exception so the HTTP layer can make them stick."""
+
+    context: AccessContext
+    drafts: list[EventDraft]
+    written: tuple[tuple[int, int, str], ...]  # (chain, seq, hash) of each event as first written
+
+
 class ReferralNotFound(Http404):
     """The same answer for a referral that does not exist and one the user may not see."""
 
-    def __init__(self):
+    def __init__(self, refusal: Refusal | None = None):
         super().__init__("No referral found with that id.")
+        self.refusal = refusal
 
 
 class ClientDataRefused(PermissionDenied):
     """A client-data list refused as a whole (benefits-agency accounts), with no count."""
 
-    def __init__(self):
+    def __init__(self, refusal: Refusal | None = None):
         super().__init__("This account may not see client data.")
+        self.refusal = refusal
 
 
 class GrantRefused(ValidationError):
@@ -147,7 +160,7 @@ def _referral_draft(referral: Referral, chain, *, action, outcome, status, purpo
     )
 
 
-def _log_refusal(context: AccessContext, *, action: str, referral: Referral | None, object_id: str, status: int):
+def _log_refusal(context: AccessContext, *, action: str, referral: Referral | None, object_id: str, status: int) -> Refusal:
     drafts = []
     for chain in _chains_concerned_by(context.user, referral):
         if referral is not None:
@@ -157,7 +170,30 @@ def _log_refusal(context: AccessContext, *, action: str, referral: Referral | No
                 EventDraft(chain=chain, action=action, outcome=Outcome.DENIED, status=status,
                            object_type="referral", object_id=object_id[:64])
             )  # fmt: skip
-    record_access(context, drafts)
+    events = record_access(context, drafts)
+    return Refusal(context=context, drafts=drafts, written=tuple((e.chain_id, e.seq, e.hash) for e in events))
+
+
+def keep_refusal_logged(exc: Exception) -> None:
+    """Make a refusal's denied events stick, though the request that was refused is rolled back.
+
+    DRF's exception handler marks the request's transaction for rollback, and a service's savepoint may
+    already have dropped the events with everything else it did; a refused attempt the DPO never sees would
+    defeat the alerts. The firewall refuses before anything is written, so keeping the request's
+    transaction keeps only the denied events; any that a savepoint rolled back are written again.
+    """
+    refusal = getattr(exc, "refusal", None)
+    if refusal is None or not refusal.drafts:
+        return
+    if transaction.get_connection().in_atomic_block:
+        transaction.set_rollback(False)
+    with transaction.atomic():
+        still_there = Q(pk__in=[])
+        for chain_id, seq, digest in refusal.written:
+            still_there |= Q(chain_id=chain_id, seq=seq, hash=digest)
+        # Looked up by the (chain, seq) unique index, never by scanning the log.
+        if AccessEvent.objects.filter(still_there).count() < len(refusal.written):
+            record_access(refusal.context, refusal.drafts)
 
 
 def _parse_id(referral_id) -> uuid.UUID | None:
@@ -184,8 +220,7 @@ def open_referral(
     referral = visible.filter(pk=pk).first() if pk else None
     if referral is None:
         existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
-        _log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404)
-        raise ReferralNotFound()
+        raise ReferralNotFound(_log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404))
     record_access(
         context,
         [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=200)],
@@ -204,8 +239,9 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
         referral = queryset.filter(pk=pk, provider_id=profile.organisation_id).first()
     if referral is None:
         existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
-        _log_refusal(context, action=Action.BREAK_GLASS, referral=existing, object_id=str(referral_id), status=404)
-        raise ReferralNotFound()
+        raise ReferralNotFound(
+            _log_refusal(context, action=Action.BREAK_GLASS, referral=existing, object_id=str(referral_id), status=404)
+        )
     if not reason:
         raise ValidationError({"reason": "Break-glass access needs a reason, for example a safeguarding concern."})
     record_access(
@@ -223,8 +259,7 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
 def refuse_list_if_not_allowed(context: AccessContext) -> None:
     """A benefits-agency account is refused every client-data list as a whole, and the attempt logged."""
     if is_benefits_agency_account(context.user):
-        _log_refusal(context, action=Action.LIST, referral=None, object_id="", status=403)
-        raise ClientDataRefused()
+        raise ClientDataRefused(_log_refusal(context, action=Action.LIST, referral=None, object_id="", status=403))
 
 
 def record_listed(context: AccessContext, referrals) -> None:
@@ -306,7 +341,7 @@ __all__ = [
     "Purpose", "ReferralNotFound", "ClientDataRefused", "GrantRefused", "refuse_client_data_grant_to",
     "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "record_listed",
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
-    "may_act_on", "record_sign_in",
+    "may_act_on", "record_sign_in", "keep_refusal_logged", "Refusal",
 ]  # fmt: skip
 
 
