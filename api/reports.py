@@ -41,7 +41,15 @@ class HTMLReportRenderer(BaseRenderer):
         return report_html(data, snapshot=getattr(view, "snapshot_meta", None))
 
 
-class ReportRenderingView(APIView):
+class ReportAPIView(APIView):
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        # A refused benefits-agency attempt is rolled back with its request; its denied events must stay.
+        firewall.keep_refusal_logged(exc)
+        return response
+
+
+class ReportRenderingView(ReportAPIView):
     """JSON by default; ?format=csv or ?format=html render the same published report. Errors are always JSON."""
 
     renderer_classes = [JSONRenderer, CSVReportRenderer, HTMLReportRenderer]
@@ -130,7 +138,7 @@ class ComplianceReportView(ReportRenderingView):
         return Response(compliance_report(pilot, period))
 
 
-class SnapshotCreateView(APIView):
+class SnapshotCreateView(ReportAPIView):
     @extend_schema(
         request=inline_serializer("FreezeReport", {"period": serializers.CharField(required=False)}),
         responses={201: SNAPSHOT_SCHEMA},
@@ -168,7 +176,7 @@ class SnapshotView(ReportRenderingView):
         return Response(output)
 
 
-class SnapshotVerifyView(APIView):
+class SnapshotVerifyView(ReportAPIView):
     @extend_schema(
         responses={
             200: inline_serializer(
