@@ -1,0 +1,302 @@
+"""What the benchmark measures: each operation through the real code, against the plainest SQL for the same answer.
+
+Each Operation has `run` (the project's code: the API through DRF's test client with token auth, or a selector)
+and `baseline` (the plain query or raw SQL giving the same rows or figures). Both are timed interleaved, run and
+baseline in turn, so a drift of the machine affects both alike; the median of the repeats after a warm-up is
+reported. Query counts and peak memory (tracemalloc) come from separate single runs, so counting and tracing
+never slow the timed runs.
+"""
+
+import statistics
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from unittest import mock
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import Resolver404, resolve
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from bench.world import REPORT_PERIOD
+from colocation.models import Pilot, User
+from consent.access import firewall
+from consent.access.log import verify_chain
+from consent.models import ConsentRecord, Decline, Discharge, Referral, VoluntarinessCheck, Withdrawal
+
+PAGE = 50
+# Chain verification's target: at least this many events a second. Its baseline is the time that rate allows.
+VERIFY_TARGET_EVENTS_PER_SECOND = 100_000
+LIST_ORDER = ("-referred_on", "-created_at", "pk")
+
+
+class NotAvailable(Exception):
+    """An operation whose endpoint is not in this checkout yet."""
+
+
+@dataclass
+class Operation:
+    name: str
+    description: str
+    run: Callable[[], object]
+    baseline: Callable[[], object] | None
+    baseline_description: str
+    target_ratio: float | None = None
+    target: str = ""
+    # Slow operations (whole-chain verification, a pilot-year report) are repeated fewer times.
+    slow: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Subject:
+    """Who and what the operations are about, looked up once in each world."""
+
+    therapist: User
+    token: str
+    referral_id: uuid.UUID
+    provider_id: int
+    pilot: Pilot
+    reviewer_token: str
+
+
+def subject() -> Subject:
+    # therapist001 is a typical therapist: about N/500 referrals granted directly, none through a group.
+    # (In a world too small for everyone to have referrals, the first therapist who has any.)
+    first_recorder = Referral.objects.order_by("recorded_by_id").values_list("recorded_by_id", flat=True).first()
+    therapist = User.objects.select_related("staff_profile__organisation", "staff_profile__team").get(pk=first_recorder)
+    provider_id = therapist.staff_profile.organisation_id
+    first = Referral.objects.filter(recorded_by_id=therapist.pk).order_by(*LIST_ORDER).values_list("pk", flat=True).first()
+    pilot = Pilot.objects.filter(sites__provider_id=provider_id).distinct().get()
+    reviewer = User.objects.get(username="reviewer-bacp")
+    return Subject(
+        therapist=therapist,
+        token=Token.objects.get(user=therapist).key,
+        referral_id=first,
+        provider_id=provider_id,
+        pilot=pilot,
+        reviewer_token=Token.objects.get(user=reviewer).key,
+    )
+
+
+def _client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def _ok(response):
+    if response.status_code != 200:
+        raise RuntimeError(f"{response.status_code} from {response.request['PATH_INFO']}: {response.content[:300]!r}")
+    return response
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+# ---- raw SQL baselines ----------------------------------------------------------------------------------------
+
+
+def _raw_list(therapist_id: int) -> list[tuple]:
+    """The therapist's count and first page straight from the tables, through the indexed recorded_by FK."""
+    from colocation.models import Site
+    from consent.models import Client
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {_table(Referral)} WHERE recorded_by_id = %s", [therapist_id])
+        cursor.fetchone()
+        cursor.execute(
+            f"SELECT r.id, r.referred_on, r.source_of_referral, r.how_heard, r.pathway, r.status, r.created_at, r.updated_at,"
+            f" c.id, c.local_reference, c.nhs_number, c.year_of_birth, s.id, s.name"
+            f" FROM {_table(Referral)} r JOIN {_table(Client)} c ON c.id = r.client_id JOIN {_table(Site)} s ON s.id = r.site_id"
+            f" WHERE r.recorded_by_id = %s ORDER BY r.referred_on DESC, r.created_at DESC, r.id LIMIT {PAGE}",
+            [therapist_id],
+        )
+        return cursor.fetchall()
+
+
+def _raw_detail(referral_id: uuid.UUID) -> tuple:
+    """One referral with its client, site, discharge, decline and records: four plain queries."""
+    from colocation.models import Site
+    from consent.models import Client, ConsentTemplate
+
+    pk = referral_id.hex if connection.vendor == "sqlite" else referral_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.*, c.*, s.id, s.name, d.discharged_on, d.reason, x.declined_on"
+            f" FROM {_table(Referral)} r JOIN {_table(Client)} c ON c.id = r.client_id JOIN {_table(Site)} s ON s.id = r.site_id"
+            f" LEFT JOIN {_table(Discharge)} d ON d.referral_id = r.id LEFT JOIN {_table(Decline)} x ON x.referral_id = r.id"
+            f" WHERE r.id = %s",
+            [pk],
+        )
+        row = cursor.fetchone()
+        cursor.execute(
+            f"SELECT k.*, t.code, t.version, t.language, t.body_sha256 FROM {_table(ConsentRecord)} k"
+            f" JOIN {_table(ConsentTemplate)} t ON t.id = k.template_id WHERE k.referral_id = %s ORDER BY k.given_at, k.id",
+            [pk],
+        )
+        consents = cursor.fetchall()
+        cursor.execute(f"SELECT * FROM {_table(Withdrawal)} WHERE referral_id = %s ORDER BY withdrawn_at, id", [pk])
+        withdrawals = cursor.fetchall()
+        cursor.execute(f"SELECT * FROM {_table(VoluntarinessCheck)} WHERE referral_id = %s ORDER BY checked_at, id", [pk])
+        return row, consents, withdrawals, cursor.fetchall()
+
+
+# ---- the operations ---------------------------------------------------------------------------------------------
+
+
+def operations(s: Subject) -> list[Operation]:
+    therapist = s.therapist
+    client = _client(s.token)
+    list_url, detail_url = "/api/v1/referrals/", f"/api/v1/referrals/{s.referral_id}/"
+
+    def selector_list():
+        visible = firewall.referrals_visible_to(therapist).order_by(*LIST_ORDER)
+        return visible.count(), list(visible[:PAGE])
+
+    def plain_list():
+        plain = Referral.objects.filter(recorded_by_id=therapist.pk).order_by(*LIST_ORDER)
+        return plain.count(), list(plain[:PAGE])
+
+    def api_list():
+        return _ok(client.get(list_url))
+
+    def api_list_unlogged():
+        # Only the logging of the rows shown is switched off; everything else of the request is the same.
+        with mock.patch.object(firewall, "record_listed", lambda context, rows: None):
+            return _ok(client.get(list_url))
+
+    def selector_detail():
+        return firewall.referrals_visible_to(therapist).filter(pk=s.referral_id).first()
+
+    def plain_detail():
+        return Referral.objects.filter(pk=s.referral_id, recorded_by_id=therapist.pk).first()
+
+    def api_detail():
+        return _ok(client.get(detail_url))
+
+    def verify():
+        return verify_chain(organisation_ids=[s.provider_id])
+
+    ops = [
+        Operation(
+            "selector_list",
+            "firewall.referrals_visible_to(therapist): count + page of 50 (ORM)",
+            selector_list,
+            plain_list,
+            "Referral.objects.filter(recorded_by=therapist): count + page of 50 (ORM, indexed FK)",
+            target_ratio=2.0,
+            target="at most 2x the plain indexed query, 2 queries",
+        ),
+        Operation(
+            "api_list",
+            "GET /api/v1/referrals/ as the therapist (token auth, firewall, serializer, access log)",
+            api_list,
+            lambda: _raw_list(therapist.pk),
+            "raw SQL: count + the same 50 rows with client and site",
+            target="reported (ms, queries, ratio to the bare selector)",
+        ),
+        Operation(
+            "access_logging",
+            "GET /api/v1/referrals/ with its 50 access events",
+            api_list,
+            api_list_unlogged,
+            "the same request with firewall.record_listed patched out (bench only)",
+            target_ratio=1.3,
+            target="at most 1.3x the list without logging",
+        ),
+        Operation(
+            "selector_detail",
+            "firewall.referrals_visible_to(therapist).filter(pk=...).first()",
+            selector_detail,
+            plain_detail,
+            "Referral.objects.filter(pk=..., recorded_by=therapist).first()",
+            target="reported",
+        ),
+        Operation(
+            "api_detail",
+            "GET /api/v1/referrals/{id}/ as the therapist (firewall, access log, records)",
+            api_detail,
+            lambda: _raw_detail(s.referral_id),
+            "raw SQL: the referral, client, site, discharge, decline and its records",
+            target="reported",
+        ),
+    ]
+    ops.append(_report_operation(s))
+    ops.append(
+        Operation(
+            "verify_chain",
+            "verify_chain of the therapist's provider (one hash-chain, every event)",
+            verify,
+            None,
+            f"the time {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s would allow",
+            target_ratio=1.0,
+            target=f"at least {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, memory flat in the number of events",
+            slow=True,
+        )
+    )
+    return ops
+
+
+def _report_operation(s: Subject) -> Operation:
+    """The pilot-year compliance report through the API, against bare aggregate SQL for the same figures."""
+    from bench import report_sql
+
+    path = f"/api/v1/pilots/{s.pilot.pk}/compliance-report/"
+    client = _client(s.reviewer_token)
+
+    def api_report():
+        try:
+            resolve(path)
+        except Resolver404:
+            raise NotAvailable(f"{path} is not routed in this checkout") from None
+        return _ok(client.get(path, {"period": REPORT_PERIOD}))
+
+    return Operation(
+        "api_compliance_report", f"GET {path}?period={REPORT_PERIOD} as a reviewer (pilot-year, suppressed)", api_report,
+        lambda: report_sql.figures(s.pilot.pk, REPORT_PERIOD), "bare aggregate SQL for the same figures",
+        target_ratio=3.0, target="at most 3x the bare aggregate SQL and under 2 s (1M, PostgreSQL)", slow=True,
+    )  # fmt: skip
+
+
+# ---- measuring ------------------------------------------------------------------------------------------------
+
+
+def queries_of(fn) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    return len(captured.captured_queries)
+
+
+def peak_mb_of(fn) -> float:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def medians(op: Operation, repeat: int, warmup: int) -> tuple[float, float | None]:
+    """Median ms of the operation and of its baseline, run in turn after the warm-up."""
+    for _ in range(warmup):
+        op.run()
+        if op.baseline:
+            op.baseline()
+    runs, baselines = [], []
+    for _ in range(repeat):
+        runs.append(timed(op.run))
+        if op.baseline:
+            baselines.append(timed(op.baseline))
+    return statistics.median(runs), (statistics.median(baselines) if baselines else None)

@@ -1,0 +1,264 @@
+"""Build (or reuse) the worlds of N and N/10 referrals, measure every operation, print the table, write the JSON.
+
+    python -m bench.run [--referrals N] [--repeat K] [--rebuild] [--profile OPERATION]
+
+SQLite by default (worlds in bench/results/bench-<N>.sqlite3); with DATABASE_URL set to PostgreSQL, each world is a
+schema bench_<N> of that database (created if missing). A stored world of the right size and shape is reused.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _configure() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+
+
+def _ensure_database() -> None:
+    """Create the DATABASE_URL database if it does not exist yet (PostgreSQL only)."""
+    import psycopg
+    from django.db import connections
+
+    settings = connections["default"].settings_dict
+    params = {"host": settings["HOST"] or None, "port": settings["PORT"] or None, "user": settings["USER"] or None,
+              "password": settings["PASSWORD"] or None}  # fmt: skip
+    try:
+        psycopg.connect(dbname=settings["NAME"], **params).close()
+    except psycopg.OperationalError:
+        with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+            admin.execute(f'CREATE DATABASE "{settings["NAME"]}"')
+
+
+def use_world(referrals: int, *, rebuild: bool) -> dict:
+    """Point the default connection at the world of this size, building it if it is missing or stale."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bench import world
+
+    connection.close()
+    ContentType.objects.clear_cache()
+    if connection.vendor == "sqlite":
+        path = RESULTS / f"bench-{referrals}.sqlite3"
+        connection.settings_dict["NAME"] = str(path)
+        where = str(path.relative_to(RESULTS.parent.parent))
+    else:
+        schema = f"bench_{referrals}"
+        connection.settings_dict.setdefault("OPTIONS", {})["options"] = f"-c search_path={schema}"
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        where = f"{connection.settings_dict['NAME']}, schema {schema}"
+    marker = world.stored_world()
+    if marker and marker["version"] == world.WORLD_VERSION and marker["referrals"] == referrals and not rebuild:
+        print(f"Reusing the world of {referrals:,} referrals in {where} (built in {marker['built_seconds']:.0f}s).", flush=True)
+        return {"built_seconds": marker["built_seconds"], "reused": True, "where": where}
+    print(f"Building a world of {referrals:,} referrals in {where}...", flush=True)
+    if connection.vendor == "sqlite":
+        connection.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            cursor.execute(f"CREATE SCHEMA {schema}")
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0, interactive=False)
+    print(f"  [world] migrated in {time.perf_counter() - started:.1f}s", flush=True)
+    seconds = world.build(referrals) + time.perf_counter() - started
+    return {"built_seconds": seconds, "reused": False, "where": where}
+
+
+def measure(*, repeat: int, timing: bool, profile: str | None = None) -> dict[str, dict]:
+    """Every operation in the current world: queries and peak memory, and with `timing` the medians."""
+    from bench import operations
+
+    subject = operations.subject()
+    results = {}
+    for op in operations.operations(subject):
+        try:
+            queries = operations.queries_of(op.run)
+        except operations.NotAvailable as missing:
+            results[op.name] = {"op": op, "available": False, "why": str(missing)}
+            print(f"  {op.name}: not available ({missing})", flush=True)
+            continue
+        entry = {"op": op, "available": True, "queries": queries, "peak_mb": operations.peak_mb_of(op.run)}
+        if op.baseline:
+            entry["baseline_queries"] = operations.queries_of(op.baseline)
+        if op.name == "verify_chain":
+            entry["events"] = op.run().events_checked
+        if timing:
+            k = max(3, repeat // 4) if op.slow else repeat
+            entry["median_ms"], entry["baseline_ms"] = operations.medians(op, k, warmup=1 if op.slow else 2)
+            entry["repeats"] = k
+        if profile == op.name:
+            _profile(op)
+        results[op.name] = entry
+        print(f"  {op.name}: measured", flush=True)
+    return results
+
+
+def _profile(op) -> None:
+    from django.db import connection
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for _ in range(5 if not op.slow else 1):
+        op.run()
+    profiler.stop()
+    path = RESULTS / f"profile-{op.name}-{connection.vendor}.txt"
+    path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(f"  profile of {op.name} written to {path}", flush=True)
+
+
+def _machine(vendor: str) -> dict:
+    from django.db import connection
+
+    if vendor == "sqlite":
+        import sqlite3
+
+        database = f"SQLite {sqlite3.sqlite_version}"
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            database = f"PostgreSQL {cursor.fetchone()[0]}"
+    memory = ""
+    try:
+        total_kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+        memory = f"{total_kb / 2**20:.0f} GB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {"database_version": database, "platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "memory": memory, "processor": platform.processor() or platform.machine()}  # fmt: skip
+
+
+def _row(name: str, full: dict, tenth: dict) -> dict:
+    entry, small = full[name], tenth.get(name, {})
+    op = entry["op"]
+    row = {"name": name, "description": op.description, "baseline": op.baseline_description, "target": op.target}
+    if not entry["available"]:
+        return {**row, "available": False, "why": entry["why"], "median_ms": None, "baseline_ms": None, "ratio": None,
+                "target_ratio": op.target_ratio, "queries": None, "queries_at_tenth": None, "peak_mb": None}  # fmt: skip
+    median, baseline = entry["median_ms"], entry["baseline_ms"]
+    if name == "verify_chain":
+        from bench.operations import VERIFY_TARGET_EVENTS_PER_SECOND
+
+        baseline = entry["events"] / VERIFY_TARGET_EVENTS_PER_SECOND * 1000
+        row["events"] = entry["events"]
+        row["events_per_second"] = round(entry["events"] / (median / 1000))
+        row["events_at_tenth"] = small.get("events")
+        row["peak_mb_at_tenth"] = round(small["peak_mb"], 2) if "peak_mb" in small else None
+    ratio = median / baseline if baseline else None
+    row.update({
+        "available": True,
+        "median_ms": round(median, 2),
+        "baseline_ms": round(baseline, 2) if baseline is not None else None,
+        "ratio": round(ratio, 2) if ratio is not None else None,
+        "target_ratio": op.target_ratio,
+        "queries": entry["queries"],
+        "queries_at_tenth": small.get("queries"),
+        "baseline_queries": entry.get("baseline_queries"),
+        "peak_mb": round(entry["peak_mb"], 2),
+        "repeats": entry["repeats"],
+    })  # fmt: skip
+    if name == "api_list" and full.get("selector_list", {}).get("median_ms"):
+        row["ratio_to_selector"] = round(median / full["selector_list"]["median_ms"], 2)
+    met = []
+    if op.target_ratio is not None:
+        met.append(ratio <= op.target_ratio)
+    if name == "selector_list":
+        met.append(entry["queries"] == 2)
+    if name == "api_compliance_report":
+        met.append(median < 2000)
+    if name == "verify_chain" and row["peak_mb_at_tenth"] is not None:
+        # Flat: the whole chain needs no more memory than a tenth of it, give or take a batch's worth.
+        met.append(row["peak_mb"] <= row["peak_mb_at_tenth"] * 1.5 + 1)
+    met.append(row["queries"] == row["queries_at_tenth"])
+    row["target_met"] = all(met)
+    return row
+
+
+def print_table(result: dict) -> None:
+    header = f"{'operation':<24}{'median ms':>11}{'baseline ms':>13}{'ratio':>9}{'target':>8}{'queries':>9}{'at N/10':>9}{'peak MB':>9}  met"
+    print()
+    print(
+        f"{result['database']}, {result['referrals']:,} referrals, {result['machine']['cpus']} CPUs, {result['machine']['processor']}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in result["operations"]:
+        if not row["available"]:
+            print(f"{row['name']:<24}{'not available: ' + row['why']}")
+            continue
+
+        def show(value, spec):
+            return format(value, spec) if value is not None else format("-", ">" + spec.split(".")[0].rstrip("df"))
+
+        print(
+            f"{row['name']:<24}{show(row['median_ms'], '11.2f')}{show(row['baseline_ms'], '13.2f')}{show(row['ratio'], '9.2f')}"
+            f"{show(row['target_ratio'], '8.1f')}{show(row['queries'], '9d')}{show(row['queries_at_tenth'], '9d')}"
+            f"{show(row['peak_mb'], '9.2f')}  {'yes' if row['target_met'] else 'NO'}"
+        )
+        if row["name"] == "verify_chain":
+            print(f"{'':<24}{row['events_per_second']:,} events/s over {row['events']:,} events; peak {row['peak_mb']} MB "
+                  f"against {row['peak_mb_at_tenth']} MB over {row['events_at_tenth']:,}")  # fmt: skip
+        if row.get("ratio_to_selector"):
+            print(f"{'':<24}{row['ratio_to_selector']}x the bare selector")
+    print()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--referrals", type=int, default=100_000, help="referrals in the world (default 100,000)")
+    parser.add_argument("--repeat", type=int, default=15, help="timed runs of each operation after the warm-up (default 15)")
+    parser.add_argument("--rebuild", action="store_true", help="build the worlds again even if stored ones fit")
+    parser.add_argument("--profile", help="also write a pyinstrument profile of this operation to bench/results/")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    _configure()
+    from django.db import connection
+
+    vendor = connection.vendor
+    if vendor == "postgresql":
+        _ensure_database()
+    tenth_size = max(1, args.referrals // 10)
+    print(f"Query counts and memory at N/10 = {tenth_size:,} referrals:", flush=True)
+    tenth_world = use_world(tenth_size, rebuild=args.rebuild)
+    tenth = measure(repeat=args.repeat, timing=False)
+    print(f"Measuring at N = {args.referrals:,} referrals:", flush=True)
+    full_world = use_world(args.referrals, rebuild=args.rebuild)
+    full = measure(repeat=args.repeat, timing=True, profile=args.profile)
+    result = {
+        "database": "SQLite" if vendor == "sqlite" else "PostgreSQL",
+        "referrals": args.referrals,
+        "machine": _machine(vendor),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "world": {"at_n": full_world, "at_tenth": tenth_world},
+        "operations": [_row(name, full, tenth) for name in full],
+    }
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    print_table(result)
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(result, indent=2) + "\n"
+    (RESULTS / "latest.json").write_text(text)
+    label = f"{result['database'].lower()}-{args.referrals}"
+    (RESULTS / f"{label}.json").write_text(text)
+    print(f"Written to bench/results/latest.json and bench/results/{label}.json ({result['seconds']:.0f}s in all).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
