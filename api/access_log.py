@@ -241,10 +241,12 @@ class DispositionView(DPOView):
         except services.AlertNotFound:
             raise NotFound("No alert with that id in your organisation's log.") from None
         alert = selectors.alert_for_dpo(request.user, pk)
+        # The decision only: the alert itself (who looked at which client) is read from the queue.
         return Response(
             {
                 "id": record.pk,
-                "alert": _alert_as_dict(alert),
+                "alert": alert.pk,
+                "open": alert.is_open,
                 "disposition": record.disposition,
                 "note": record.note,
                 "decided_by": request.user.get_username(),

@@ -7,7 +7,7 @@ AuditEvents against `fhir.resources.R4B`. Clients appear only by pseudonym in th
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from consent import selectors as consent_selectors
@@ -312,11 +312,7 @@ def subject_access_export(context: AccessContext, referral_id) -> dict:
     client's other referrals with the same provider come through the firewall's selector too, each logged.
     """
     opened = firewall.open_referral(context, referral_id, purpose=firewall.Purpose.SUBJECT_ACCESS, action=Action.EXPORT)
-    base = (
-        consent_selectors.referral_detail()
-        .select_related("client")
-        .prefetch_related(Prefetch("consents", queryset=ConsentRecord.objects.select_related("template")))
-    )
+    base = consent_selectors.referral_detail().select_related("client")
     referrals = list(
         firewall.referrals_visible_to(context.user, firewall.Purpose.SUBJECT_ACCESS, base=base)
         .filter(client_id=opened.client_id)
