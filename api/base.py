@@ -10,17 +10,31 @@ from consent.models import Referral
 
 # The methods through which rows reach a view. A subclass that brings its own version of any of them, whether
 # written in its body or inherited from a mixin listed before this base, could hand out rows the firewall
-# never filtered.
-LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall")
+# never filtered: filter_queryset is handed the firewall's queryset and could return another one, and
+# handle_exception is what keeps the denied access events of a refused request.
+LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall", "filter_queryset", "handle_exception")
+
+
+def _refuse_bypass(cls) -> None:
+    for name in LOCKED_METHODS:
+        # Compared through the MRO, not only the class body, so a mixin cannot bring an override in.
+        if getattr(cls, name) is not getattr(ClientDataViewSet, name):
+            raise TypeError(
+                f"{cls.__name__} overrides {name}(): client-data views reach rows only through the firewall. "
+                f"Implement safely_get_queryset() instead."
+            )
+    if getattr(cls, "queryset", None) is not None:
+        raise TypeError(f"{cls.__name__} sets queryset: implement safely_get_queryset() instead.")
 
 
 class ClientDataViewSet(GenericViewSet):
     """Client-data views get their queryset and objects from consent.access.firewall, never directly.
 
     Subclasses say what they read in `safely_get_queryset` (a Referral queryset that the firewall then
-    filters) and which firewall purpose each action serves in `purposes`. Overriding `get_queryset` or
-    `get_object`, or setting `queryset`, is refused when the class is defined, so nobody routes around
-    the firewall by accident. A reviewed exception must be named `dangerously_...`.
+    filters) and which firewall purpose each action serves in `purposes`. Overriding `get_queryset`,
+    `get_object` or `filter_queryset`, or setting `queryset`, is refused when the class is defined (and
+    again on each request, against a method patched on later), so nobody routes around the firewall by
+    accident. Filtering is configured with `filterset_class`, which runs inside the firewall's queryset.
     """
 
     purposes: dict[str, firewall.Purpose] = {}
@@ -29,15 +43,11 @@ class ClientDataViewSet(GenericViewSet):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for name in LOCKED_METHODS:
-            # Compared through the MRO, not only the class body, so a mixin cannot bring an override in.
-            if getattr(cls, name) is not getattr(ClientDataViewSet, name):
-                raise TypeError(
-                    f"{cls.__name__} overrides {name}(): client-data views reach rows only through the firewall. "
-                    f"Implement safely_get_queryset() instead."
-                )
-        if getattr(cls, "queryset", None) is not None:
-            raise TypeError(f"{cls.__name__} sets queryset: implement safely_get_queryset() instead.")
+        _refuse_bypass(cls)
+
+    def initial(self, request, *args, **kwargs):
+        _refuse_bypass(type(self))
+        super().initial(request, *args, **kwargs)
 
     def safely_get_queryset(self) -> QuerySet:
         raise NotImplementedError
