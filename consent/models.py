@@ -192,8 +192,24 @@ class AppendOnlyError(Exception):
     """Raised on any attempt to change or delete an append-only record in place."""
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk changes bypass Model.save and Model.delete, so they are refused here as well."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model._meta.verbose_name_plural} are append-only: record a correction that supersedes one.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        # Refused before Django opens its transaction, so the caller's transaction stays usable.
+        raise AppendOnlyError(f"{self.model._meta.verbose_name_plural} are append-only: record a correction that supersedes one.")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model._meta.verbose_name_plural} are append-only and cannot be deleted.")
+
+
 class AppendOnlyRecord(models.Model):
     """Common fields of the append-only records of an episode; corrections point at what they supersede."""
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
