@@ -70,11 +70,11 @@ class GrantRefused(ValidationError):
     pass
 
 
-def refuse_client_data_grant_to(user: User) -> None:
-    """Raise if the account may never hold a permission on client data."""
+def refuse_client_data_grant_to(user: User, *, field: str = "user") -> None:
+    """Raise if the account may never hold a permission on client data (`field` names it in the error)."""
     if is_benefits_agency_account(user):
         raise GrantRefused(
-            {"user": f"{user.get_username()} belongs to a benefits agency and can never hold a permission on client data."}
+            {field: f"{user.get_username()} belongs to a benefits agency and can never hold a permission on client data."}
         )
 
 
@@ -290,7 +290,7 @@ def grant_on_creation(referral: Referral, recorder: User) -> None:
 @transaction.atomic
 def assign_therapist(context: AccessContext, referral: Referral, therapist: User) -> None:
     """Grant a therapist of the referral's provider access to it; logged as a grant."""
-    refuse_client_data_grant_to(therapist)
+    refuse_client_data_grant_to(therapist, field="therapist")
     profile = staff_profile_of(therapist)
     if (
         profile is None
