@@ -2,6 +2,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.http import JsonResponse
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -20,14 +21,40 @@ class RequestIdMiddleware:
         return response
 
 
+# Django's own error pages are HTML; under the API an error is JSON in the project's shape, whoever raised it.
+_API_ERROR_DETAIL = {
+    400: "The request could not be read; see the API documentation at /api/docs/.",
+    403: "This request is not allowed.",
+    404: "Nothing at this address: check the path and the id in it against the API documentation at /api/docs/.",
+    500: "Something went wrong on our side; nothing was saved. Try again, and report it if it persists.",
+}
+
+
+def api_error_as_json(request, response):
+    """An HTML error page (an unrouted path, a Django-level refusal) under /api/v1/ becomes a JSON error."""
+    if (
+        request.path.startswith("/api/v1/")
+        and response.status_code in _API_ERROR_DETAIL
+        and not response.get("Content-Type", "").startswith(("application/json", "application/problem+json"))
+    ):
+        json_response = JsonResponse({"detail": _API_ERROR_DETAIL[response.status_code]}, status=response.status_code)
+        for header in ("X-Request-ID", "Retry-After"):
+            if header in response:
+                json_response[header] = response[header]
+        return json_response
+    return response
+
+
 class SecurityHeadersMiddleware:
-    """Headers Django's SecurityMiddleware does not set: a content security policy and permissions policy."""
+    """Headers Django's SecurityMiddleware does not set (a content security policy, permissions policy, no caching
+    of client data), on every response; and errors under the API answered as JSON, never Django's HTML pages.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
+        response = api_error_as_json(request, self.get_response(request))
         response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")

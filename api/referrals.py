@@ -179,22 +179,23 @@ class ReferralOutput(serializers.Serializer):
         return selectors.voluntariness_of(referral).as_dict()
 
 
+class TemplateRef(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    code = serializers.CharField(read_only=True)
+    version = serializers.IntegerField(read_only=True)
+    language = serializers.CharField(read_only=True)
+    body_sha256 = serializers.CharField(read_only=True)
+
+
 class ConsentOutput(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    template = serializers.SerializerMethodField()
+    template = TemplateRef(read_only=True)
     given_at = serializers.DateTimeField(read_only=True)
     method = serializers.CharField(read_only=True)
     scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
     acknowledgements = serializers.SerializerMethodField()
     supersedes = serializers.IntegerField(source="supersedes_id", read_only=True, allow_null=True)
     recorded_at = serializers.DateTimeField(read_only=True)
-
-    @extend_schema_field(
-        serializers.DictField(child=serializers.CharField(), help_text="id, code, version, language, body_sha256")
-    )
-    def get_template(self, record) -> dict:
-        t = record.template
-        return {"id": t.pk, "code": t.code, "version": t.version, "language": t.language, "body_sha256": t.body_sha256}
 
     @extend_schema_field(serializers.DictField(child=serializers.BooleanField()))
     def get_acknowledgements(self, record) -> dict:
