@@ -107,7 +107,9 @@ def event_hash(values: dict) -> str:
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _SMALL_INT = re.compile(r"^\d{1,9}$")  # our own row ids; an NHS number has ten digits
-_WORD = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")  # route words such as access-history or v1
+# Route words such as access-history or v1: lower-case letters, and digits only in an API version. A word with
+# any other digit may be a reference someone typed (ktt-12a), so it is withheld.
+_WORD = re.compile(r"^(?:[a-z][a-z_.-]{0,63}|v\d{1,2})$")
 _DIGIT_RUN = re.compile(r"\d{5,}")
 _QUERY_VALUE = re.compile(r"^(?:[A-Za-z_]{1,40}|\d{1,4}|\d{4}-\d{2}-\d{2}(?:[T ][0-9:.+-Z]{0,20})?)$")
 # Ten digits, perhaps grouped 3-3-4 with spaces or dashes, as NHS numbers are written.
@@ -117,11 +119,11 @@ _NHS_NUMBER_LIKE = re.compile(r"(?<!\d)\d{3}[\s-]?\d{3}[\s-]?\d{4}(?!\d)")
 def _safe_segment(segment: str) -> bool:
     if not segment or _UUID.match(segment) or _SMALL_INT.match(segment):
         return True
-    return bool(_WORD.match(segment)) and not _DIGIT_RUN.search(segment)
+    return bool(_WORD.match(segment))
 
 
 def _safe_query_name(name: str) -> bool:
-    return bool(_WORD.match(name)) and not _DIGIT_RUN.search(name)
+    return bool(_WORD.match(name))
 
 
 def safe_path(path: str) -> str:
@@ -162,7 +164,7 @@ def _tokens(texts: Iterable[str]) -> set[str]:
         for word in _TOKEN_SPLIT.split(text or ""):
             word = word.strip(".")
             if 3 <= len(word) <= 64:
-                words.update((word, word.upper(), word.lower()))
+                words.update((word, word.upper(), word.lower(), word.capitalize()))
     return words
 
 
@@ -191,6 +193,11 @@ def _client_identifiers(drafts: list[EventDraft], context: AccessContext, path: 
     for local_reference, nhs_number in rows.values_list("local_reference", "nhs_number"):
         found.update(value for value in (local_reference, nhs_number) if value)
     return found
+
+
+def _typed_ids(drafts: list[EventDraft]) -> set[str]:
+    """Ids that are not ours (an event withholds them): whatever was typed there must not stay in the path either."""
+    return {str(d.object_id) for d in drafts if d.object_id and safe_object_id(d.object_id) == WITHHELD}
 
 
 def safe_request_id(request_id: str, identifiers: Iterable[str] = ()) -> str:
@@ -290,7 +297,7 @@ def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent
         for draft in drafts:
             if draft.action == Action.READ:
                 draft.extra_alerts.append(AlertReason.UNUSUAL_VOLUME)
-    identifiers = _client_identifiers(drafts, context, context.path)
+    identifiers = _client_identifiers(drafts, context, context.path) | _typed_ids(drafts)
     request = {
         "request_id": safe_request_id(context.request_id, identifiers),
         "method": context.method[:10],
