@@ -8,13 +8,15 @@ for a referral that does not exist.
 import uuid
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import AnonymousUser, Permission
+from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from colocation.models import Role, User
 from colocation.services import create_clinical_team, create_staff_member
 from consent.access import firewall
 from consent.access.firewall import Purpose, referrals_visible_to
+from consent.access.log import AccessContext, verify_chain
 from consent.access.models import AccessEvent, ReferralGroupObjectPermission, ReferralUserObjectPermission
 from consent.models import Referral
 from tests.conftest import PASSWORD, api_client, give_consent, make_referral
@@ -55,8 +57,6 @@ def _visible(world, role, purpose=Purpose.VIEW) -> set:
 )
 def test_it_gives_each_role_exactly_the_referrals_its_purpose_allows(world, role, purpose, sees):
     if role == "anonymous":
-        from django.contrib.auth.models import AnonymousUser
-
         assert not referrals_visible_to(AnonymousUser(), purpose).exists()
         return
     expected = {getattr(world, name).pk for name in sees}
@@ -163,7 +163,7 @@ def test_granting_a_referral_to_a_benefits_agency_account_raises(world):
 def test_recording_or_assigning_as_a_benefits_agency_account_raises(world):
     with pytest.raises(firewall.GrantRefused):
         firewall.grant_on_creation(world.referral, world.work_coach)
-    context = firewall.AccessContext.for_command(world.lead, "test")
+    context = AccessContext.for_command(world.lead, "test")
     with pytest.raises(firewall.GrantRefused):
         firewall.assign_therapist(context, world.referral, world.work_coach)
     assert not ReferralUserObjectPermission.objects.filter(user=world.work_coach).exists()
@@ -202,3 +202,16 @@ def test_a_referral_of_a_team_without_a_group_grant_is_seen_only_by_its_recorder
     referral = make_referral(solo, world.site)
     assert set(referrals_visible_to(solo).values_list("pk", flat=True)) == {referral.pk}
     assert not referrals_visible_to(world.lead).filter(pk=referral.pk).exists()
+
+
+def test_a_refusal_rolled_back_with_its_savepoint_is_written_again_once_and_the_chain_still_verifies(world):
+    context = AccessContext.for_command(world.other_provider_therapist, "test")
+    denied = AccessEvent.objects.filter(outcome="denied")
+    with pytest.raises(firewall.ReferralNotFound) as refused:
+        with transaction.atomic():  # as a service's own transaction would be
+            firewall.open_referral(context, world.referral.pk, purpose=Purpose.CHANGE)
+    assert not denied.exists()
+    firewall.keep_refusal_logged(refused.value)
+    firewall.keep_refusal_logged(refused.value)  # a second layer of the same request asking again
+    assert denied.count() == 1
+    assert verify_chain(organisation_ids=[world.kent.pk]).verified

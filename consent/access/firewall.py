@@ -41,7 +41,7 @@ class Purpose(Enum):
     SUBJECT_ACCESS = "subject_access"  # the provider's DPO only
 
 
-@dataclass(frozen=True)
+@dataclass
 class Refusal:
     """The denied events a refusal wrote, kept on its exception so the HTTP layer can make them stick."""
 
@@ -193,7 +193,9 @@ def keep_refusal_logged(exc: Exception) -> None:
             still_there |= Q(chain_id=chain_id, seq=seq, hash=digest)
         # Looked up by the (chain, seq) unique index, never by scanning the log.
         if AccessEvent.objects.filter(still_there).count() < len(refusal.written):
-            record_access(refusal.context, refusal.drafts)
+            events = record_access(refusal.context, refusal.drafts)
+            # So a second call (from another layer of the same request) finds them and writes nothing.
+            refusal.written = tuple((e.chain_id, e.seq, e.hash) for e in events)
 
 
 def _parse_id(referral_id) -> uuid.UUID | None:
