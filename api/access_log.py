@@ -164,6 +164,7 @@ class DPOView(GenericAPIView):
 class AccessEventListView(DPOView):
     @extend_schema(
         summary="The access log of the DPO's organisation",
+        operation_id="access_events_list",
         parameters=[
             OpenApiParameter("actor", str, description="user id or username"),
             OpenApiParameter("referral", OpenApiTypes.UUID),
@@ -205,7 +206,11 @@ class AccessEventListView(DPOView):
 class AccessEventDetailView(DPOView):
     """One event; there is no PUT, PATCH or DELETE (the log is append-only), so those answer 405."""
 
-    @extend_schema(summary="One access event of the DPO's organisation", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        summary="One access event of the DPO's organisation",
+        operation_id="access_events_retrieve",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request, pk: int):
         _dpo_only(request)
         event = selectors.events_for_dpo(request.user).filter(pk=pk).first()

@@ -82,6 +82,10 @@ class AccessEvent(models.Model):
             models.Index(fields=["chain", "-occurred_at"], name="access_event_chain_time"),
             models.Index(fields=["referral_id", "occurred_at"], name="access_event_referral"),
             models.Index(fields=["actor_id", "occurred_at"], name="access_event_actor"),
+            # The alert queue reads only the few events that raised an alert, newest first.
+            models.Index(fields=["chain", "-seq"], condition=~models.Q(alert_reasons=""), name="access_event_alerts"),
+            # A client's access history (and subject-access export) on their provider's chain.
+            models.Index(fields=["chain", "client_pseudonym", "-seq"], name="access_event_client"),
         ]
 
 
