@@ -56,6 +56,8 @@ class SecurityHeadersMiddleware:
     def __call__(self, request):
         response = api_error_as_json(request, self.get_response(request))
         response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        # Also set here, not only by XFrameOptionsMiddleware: an error answered above that middleware must carry it too.
+        response.setdefault("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY"))
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if request.path.startswith("/api/v1/"):
