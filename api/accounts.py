@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
@@ -27,12 +28,28 @@ class TokenOutput(serializers.Serializer):
     token = serializers.CharField()
 
 
+class SignInRateThrottle(ScopedRateThrottle):
+    """Sign-in attempts per address (the "sign_in" rate), on top of django-axes' lockout per account.
+
+    X-Forwarded-For is believed only as far as the settings say proxies set it (REST_FRAMEWORK NUM_PROXIES).
+    Left unset, DRF would key on the whole header, which the client writes: each made-up address would get a
+    fresh allowance, so here it is ignored and the connecting address counts.
+    """
+
+    scope = "sign_in"
+
+    def get_ident(self, request):
+        if api_settings.NUM_PROXIES is None:
+            return request.META.get("REMOTE_ADDR")
+        return super().get_ident(request)
+
+
 class TokenView(APIView):
     """Exchange a username and password for a token; repeated failures lock the account for a while."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SignInRateThrottle]
     throttle_scope = "sign_in"
 
     @extend_schema(
