@@ -272,12 +272,14 @@ def queries_of(fn) -> int:
     return len(captured.captured_queries)
 
 
-def peak_mb_of(fn) -> float:
+def instrumented(fn) -> tuple[object, int, float]:
+    """One untimed run: its result, its query count and its peak Python memory in MB (tracemalloc)."""
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] / 2**20
+        with CaptureQueriesContext(connection) as captured:
+            result = fn()
+        return result, len(captured.captured_queries), tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
 

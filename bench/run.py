@@ -88,19 +88,21 @@ def measure(*, repeat: int, timing: bool, profile: str | None = None) -> dict[st
     results = {}
     for op in operations.operations(subject):
         try:
-            queries = operations.queries_of(op.run)
+            outcome, queries, peak_mb = operations.instrumented(op.run)
         except operations.NotAvailable as missing:
             results[op.name] = {"op": op, "available": False, "why": str(missing)}
             print(f"  {op.name}: not available ({missing})", flush=True)
             continue
-        entry = {"op": op, "available": True, "queries": queries, "peak_mb": operations.peak_mb_of(op.run)}
+        entry = {"op": op, "available": True, "queries": queries, "peak_mb": peak_mb}
         if op.baseline:
             entry["baseline_queries"] = operations.queries_of(op.baseline)
         if op.name == "verify_chain":
-            entry["events"] = op.run().events_checked
+            if not outcome.verified:
+                raise RuntimeError(f"The world's access log does not verify: {outcome.first_mismatch}")
+            entry["events"] = outcome.events_checked
         if timing:
             k = max(3, repeat // 4) if op.slow else repeat
-            entry["median_ms"], entry["baseline_ms"] = operations.medians(op, k, warmup=1 if op.slow else 2)
+            entry["median_ms"], entry["baseline_ms"] = operations.medians(op, k, warmup=0 if op.slow else 2)
             entry["repeats"] = k
         if profile == op.name:
             _profile(op)
@@ -219,13 +221,42 @@ def print_table(result: dict) -> None:
     print()
 
 
+def markdown(result: dict) -> str:
+    """The table of a stored result as Markdown, for bench/README.md."""
+    lines = [
+        "| operation | median ms | baseline ms | ratio | target | queries | at N/10 | peak MB | met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in result["operations"]:
+        if not row["available"]:
+            lines.append(f"| {row['name']} | not available: {row['why']} | | | | | | | |")
+            continue
+        cells = [
+            row["median_ms"],
+            row["baseline_ms"],
+            row["ratio"],
+            row["target_ratio"],
+            row["queries"],
+            row["queries_at_tenth"],
+            row["peak_mb"],
+        ]
+        shown = ["-" if value is None else f"{value:,}" for value in cells]
+        lines.append(f"| {row['name']} | {' | '.join(shown)} | {'yes' if row['target_met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=100_000, help="referrals in the world (default 100,000)")
     parser.add_argument("--repeat", type=int, default=15, help="timed runs of each operation after the warm-up (default 15)")
     parser.add_argument("--rebuild", action="store_true", help="build the worlds again even if stored ones fit")
+    parser.add_argument("--build-only", action="store_true", help="build (or check) the two worlds and stop")
     parser.add_argument("--profile", help="also write a pyinstrument profile of this operation to bench/results/")
+    parser.add_argument("--markdown", metavar="JSON", help="print the table of a stored result as Markdown and stop")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     started = time.perf_counter()
     _configure()
     from django.db import connection
@@ -234,6 +265,11 @@ def main(argv=None) -> int:
     if vendor == "postgresql":
         _ensure_database()
     tenth_size = max(1, args.referrals // 10)
+    if args.build_only:
+        for size in (tenth_size, args.referrals):
+            use_world(size, rebuild=args.rebuild)
+        print(f"Worlds built ({time.perf_counter() - started:.0f}s).")
+        return 0
     print(f"Query counts and memory at N/10 = {tenth_size:,} referrals:", flush=True)
     tenth_world = use_world(tenth_size, rebuild=args.rebuild)
     tenth = measure(repeat=args.repeat, timing=False)
