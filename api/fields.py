@@ -4,8 +4,14 @@ from rest_framework import serializers
 
 from consent.services import SHARING_NOT_PERMITTED, asks_to_share_with_benefits_agency
 
-# Set by the service from the records, never by the caller.
-SERVER_SET_FIELDS = {"id", "status", "voluntariness", "created_at", "updated_at", "recorded_at", "recorded_by", "provider"}
+# Set by the service from the records, never by the caller (OWASP API3: mass assignment). Each is refused by
+# name with a 400, not silently dropped, so a client that believes it set one learns at once that it did not.
+SERVER_SET_FIELDS = frozenset({
+    "id", "pk", "uuid", "status", "voluntariness", "access",
+    "created_at", "updated_at", "recorded_at", "recorded_by", "decided_at", "decided_by", "identifiers_erased_at",
+    "provider", "team", "assigned", "body_sha256",
+    "consents", "withdrawals", "voluntariness_checks", "discharge", "decline", "superseded_by",
+})  # fmt: skip
 
 
 class ChoiceField(serializers.ChoiceField):

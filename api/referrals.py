@@ -143,12 +143,37 @@ class AssignmentInput(ExplainedInput):
 # ---- output -------------------------------------------------------------------------------------------
 
 
+# OWASP API3, broken object property level authorisation: the client fields each kind of access may see, as an
+# allow-list. Anything not listed is dropped, whatever the serializer declares.
+#  - assigned: the therapist and the team the referral is granted to, who treat the client, see every identifier.
+#  - break_glass: a clinical lead outside the assignment (a safeguarding concern, say) sees the clinical record
+#    and the provider's own local reference, which is enough to find the person in the provider's systems and
+#    act; not the NHS number, a national identifier that links the person across services and that the lead
+#    does not need to read the record. A lead who must act on it assigns themselves: an audited grant.
+# Any other access never reaches these serializers (the firewall answers 404); if one did, it gets the
+# narrowest list.
+CLIENT_FIELDS_BY_ACCESS = {
+    "assigned": ("id", "local_reference", "nhs_number", "year_of_birth"),
+    "break_glass": ("id", "local_reference", "year_of_birth"),
+}
+NARROWEST_ACCESS = "break_glass"
+
+
+def _access_of(serializer) -> str:
+    access = serializer.context.get("access")
+    return access if access in CLIENT_FIELDS_BY_ACCESS else NARROWEST_ACCESS
+
+
 class ClientOutput(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     local_reference = serializers.CharField(read_only=True)
-    # Only the assigned team reaches referral responses at all; the NHS number goes to nobody else here.
-    nhs_number = serializers.CharField(read_only=True)
+    # Not read_only, so the schema can say it may be absent; this serializer only ever renders.
+    nhs_number = serializers.CharField(required=False, help_text="Only for the assigned team; absent under break-glass.")
     year_of_birth = serializers.IntegerField(read_only=True, allow_null=True)
+
+    def to_representation(self, instance):
+        allowed = CLIENT_FIELDS_BY_ACCESS[_access_of(self)]
+        return {name: value for name, value in super().to_representation(instance).items() if name in allowed}
 
 
 class SiteRef(serializers.Serializer):
@@ -254,7 +279,7 @@ class ReferralDetailOutput(ReferralOutput):
 
     @extend_schema_field(serializers.CharField(help_text="assigned, or break_glass when opened by break-glass"))
     def get_access(self, referral) -> str:
-        return self.context.get("access", "assigned")
+        return _access_of(self)
 
 
 class ReferralFilter(filters.FilterSet):
@@ -297,11 +322,12 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
     def list(self, request, *args, **kwargs):
         rows = self.list_through_firewall(request)
-        return self.get_paginated_response(ReferralOutput(rows, many=True).data)
+        # The list holds only referrals granted to the user or their team: the assigned team's view.
+        return self.get_paginated_response(ReferralOutput(rows, many=True, context={"access": "assigned"}).data)
 
     def retrieve(self, request, *args, **kwargs):
         referral = self.get_object()
-        return Response(ReferralDetailOutput(referral, context={"request": request}).data)
+        return Response(ReferralDetailOutput(referral, context={"request": request, "access": "assigned"}).data)
 
     def create(self, request, *args, **kwargs):
         context = access_context(request)
