@@ -89,17 +89,22 @@ def _clinical_profile(user):
 
 
 def _granted(user: User, codename: str) -> QuerySet:
-    """Ids of referrals granted to the user directly or through a group, as one UNION subquery.
+    """Ids of referrals granted to the user directly or through a group, as one subquery.
 
     A UNION inside IN lets the database plan a semi-join on the referral primary key; the OR of two
-    subqueries that guardian builds forces a scan of the whole referral table on PostgreSQL.
+    subqueries that guardian builds forces a scan of the whole referral table on PostgreSQL. The user's
+    groups are read first (one small query) and given to the database as constants: joined inside the
+    subquery instead, the planner scanned every group grant to find the user's, and it could not tell a
+    therapist in no group from a lead in a busy team.
     """
-    direct = ReferralUserObjectPermission.objects.filter(
-        user_id=user.pk, permission__codename=codename, permission__content_type__app_label="consent"
-    ).values("content_object_id")
-    through_group = ReferralGroupObjectPermission.objects.filter(
-        group__user=user.pk, permission__codename=codename, permission__content_type__app_label="consent"
-    ).values("content_object_id")
+    on_referrals = {"permission__codename": codename, "permission__content_type__app_label": "consent"}
+    direct = ReferralUserObjectPermission.objects.filter(user_id=user.pk, **on_referrals).values("content_object_id")
+    group_ids = list(User.groups.through.objects.filter(user_id=user.pk).values_list("group_id", flat=True))
+    if not group_ids:
+        return direct
+    through_group = ReferralGroupObjectPermission.objects.filter(group_id__in=group_ids, **on_referrals).values(
+        "content_object_id"
+    )
     return direct.union(through_group)
 
 
