@@ -215,6 +215,10 @@ def test_it_publishes_the_hand_counted_pilot_suppressed(counted):
         {"period": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31", "referrals_received": 25, "remained_voluntary": 15},
     ]
     verdicts = {p["key"]: (p["verdict"], p["evidence"]) for p in report["principles"]}
+    reasons = {p["key"]: p["reason"] for p in report["principles"]}
+    # The reason names what was found: both the involuntary referrals and Jobcentre Plus referring people.
+    assert "not voluntary" in reasons["voluntary_participation"] and "M5" in reasons["voluntary_participation"]
+    assert "pressure" in reasons["free_to_withdraw"] and "free to stop" in reasons["free_to_withdraw"]
     assert list(verdicts) == ["voluntary_participation", "no_information_sharing", "client_led_goals",
                               "appropriate_environment", "free_to_withdraw", "honest_counting"]  # fmt: skip
     assert verdicts["voluntary_participation"] == (

@@ -191,7 +191,8 @@ def series_chart(chart_id: str, series: list[dict]) -> str:
         f'<text x="{left + 256}" y="34" font-size="12" fill="{INK}">withheld (*)</text>',
     ]
     base = top + plot_height
-    for tick in (0, maximum // 2, maximum):
+    # Ticks on multiples of 5 where the scale allows, as the counts themselves are.
+    for tick in sorted({0, 5 * round(maximum / 10) if maximum >= 10 else maximum // 2, maximum}):
         y = base - plot_height * tick / maximum
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#e8edee"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="{INK}">{tick}</text>')

@@ -197,10 +197,12 @@ def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> lis
     if received == 0:
         verdict, reason = INSUFFICIENT, "No referrals in the period."
     elif vol[Voluntariness.NOT_VOLUNTARY] or total.by_source_of_referral.get(JOBCENTRE_SOURCE):
-        verdict, reason = (
-            NOT_MET,
-            "Referrals on a mandated pathway, told attendance was required or of a sanction, or referred by Jobcentre Plus (M5).",
-        )
+        causes = []
+        if vol[Voluntariness.NOT_VOLUNTARY]:
+            causes.append("referrals were not voluntary (a mandated pathway, or told attendance was required or of a sanction)")
+        if total.by_source_of_referral.get(JOBCENTRE_SOURCE):
+            causes.append("Jobcentre Plus referred people (source M5) instead of their referring themselves")
+        verdict, reason = NOT_MET, "; ".join(causes).capitalize() + "."
     elif vol[Voluntariness.VOLUNTARY] + vol[Voluntariness.CONCERN] == 0:
         verdict, reason = INSUFFICIENT, "No referral has both explicit consent and an intake check yet."
     else:
@@ -255,7 +257,12 @@ def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> lis
         "felt_not_free_to_stop": shown("felt_not_free_to_stop"),
     }
     if counts["withdrawals_citing_pressure"] or counts["felt_not_free_to_stop"]:
-        verdict, reason = NOT_MET, "A client withdrew citing pressure, or a check recorded a client not feeling free to stop."
+        causes = []
+        if counts["withdrawals_citing_pressure"]:
+            causes.append("clients withdrew citing pressure")
+        if counts["felt_not_free_to_stop"]:
+            causes.append("checks recorded clients not feeling free to stop")
+        verdict, reason = NOT_MET, "; ".join(causes).capitalize() + "."
     elif counts["explicit_consent"] == 0:
         verdict, reason = INSUFFICIENT, "Nobody consented in the period, so nobody could withdraw."
     else:
