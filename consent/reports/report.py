@@ -170,6 +170,11 @@ def _reviewed_recently(site: Site, as_at: date) -> bool:
     return reviewed is not None and as_at - REVIEW_VALID_FOR <= reviewed <= as_at
 
 
+def _sentence(causes: list[str]) -> str:
+    text = "; ".join(causes)
+    return text[:1].upper() + text[1:] + "."
+
+
 def _principle(key: str, verdict: str, reason: str, evidence: dict) -> dict:
     return {"key": key, "title": PRINCIPLE_TITLES[key], "verdict": verdict, "reason": reason, "evidence": evidence}
 
@@ -202,7 +207,7 @@ def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> lis
             causes.append("referrals were not voluntary (a mandated pathway, or told attendance was required or of a sanction)")
         if total.by_source_of_referral.get(JOBCENTRE_SOURCE):
             causes.append("Jobcentre Plus referred people (source M5) instead of their referring themselves")
-        verdict, reason = NOT_MET, "; ".join(causes).capitalize() + "."
+        verdict, reason = NOT_MET, _sentence(causes)
     elif vol[Voluntariness.VOLUNTARY] + vol[Voluntariness.CONCERN] == 0:
         verdict, reason = INSUFFICIENT, "No referral has both explicit consent and an intake check yet."
     else:
@@ -262,7 +267,7 @@ def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> lis
             causes.append("clients withdrew citing pressure")
         if counts["felt_not_free_to_stop"]:
             causes.append("checks recorded clients not feeling free to stop")
-        verdict, reason = NOT_MET, "; ".join(causes).capitalize() + "."
+        verdict, reason = NOT_MET, _sentence(causes)
     elif counts["explicit_consent"] == 0:
         verdict, reason = INSUFFICIENT, "Nobody consented in the period, so nobody could withdraw."
     else:
