@@ -95,6 +95,22 @@ PERIOD_PARAMETERS = [
     OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="json (default), csv or html"),
 ]
 REPORT_SCHEMA = OpenApiResponse(OpenApiTypes.OBJECT, description="The published (suppressed) report; see DESIGN.md")
+ERRORS = {
+    (400, "application/json"): OpenApiResponse(
+        OpenApiTypes.OBJECT, description="A bad period or format: the accepted forms, field by field"
+    ),
+    (403, "application/json"): OpenApiResponse(
+        OpenApiTypes.OBJECT, description="A benefits-agency account: never any figure about clients"
+    ),
+    (404, "application/json"): OpenApiResponse(
+        OpenApiTypes.OBJECT, description="No such pilot or snapshot, or not one this account may read"
+    ),
+}
+NOT_READABLE = {key: value for key, value in ERRORS.items() if key[0] != 400}
+RENDERINGS = {
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per published figure"),
+    (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="A printable page with inline SVG charts"),
+}
 SNAPSHOT_SCHEMA = inline_serializer(
     "ComplianceReportSnapshot",
     {
@@ -127,7 +143,11 @@ def _snapshot_output(snapshot) -> dict:
 
 
 class ComplianceReportView(ReportRenderingView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses={200: REPORT_SCHEMA}, summary="The pilot's compliance report")
+    @extend_schema(
+        parameters=PERIOD_PARAMETERS,
+        responses={(200, "application/json"): REPORT_SCHEMA, **RENDERINGS, **ERRORS},
+        summary="The pilot's compliance report",
+    )
     def get(self, request, pilot_id: int):
         _refuse_benefits_agency(request)
         pilot = selectors.pilots_reportable_by(request.user).filter(pk=pilot_id).first()
@@ -140,8 +160,15 @@ class ComplianceReportView(ReportRenderingView):
 
 class SnapshotCreateView(ReportAPIView):
     @extend_schema(
-        request=inline_serializer("FreezeReport", {"period": serializers.CharField(required=False)}),
-        responses={201: SNAPSHOT_SCHEMA},
+        request=inline_serializer(
+            "FreezeReport",
+            {
+                "period": serializers.CharField(required=False, help_text="2026, 2026-Q3 or 2026-07"),
+                "from": serializers.DateField(required=False, help_text="first day, with to, instead of period"),
+                "to": serializers.DateField(required=False, help_text="last day, with from"),
+            },
+        ),
+        responses={201: SNAPSHOT_SCHEMA, **ERRORS},
         summary="Freeze a period's report as a snapshot",
     )
     def post(self, request, pilot_id: int):
@@ -164,7 +191,11 @@ def _readable_snapshot(request, snapshot_id: int):
 
 
 class SnapshotView(ReportRenderingView):
-    @extend_schema(responses={200: SNAPSHOT_SCHEMA}, summary="A stored snapshot (?format=csv or html renders its report)")
+    @extend_schema(
+        parameters=[PERIOD_PARAMETERS[-1]],
+        responses={(200, "application/json"): SNAPSHOT_SCHEMA, **RENDERINGS, **NOT_READABLE},
+        summary="A stored snapshot (?format=csv or html renders its report)",
+    )
     def get(self, request, snapshot_id: int):
         snapshot = _readable_snapshot(request, snapshot_id)
         output = _snapshot_output(snapshot)
@@ -188,7 +219,8 @@ class SnapshotVerifyView(ReportAPIView):
                     "sha256_recomputed": serializers.CharField(),
                     "access_log_heads": serializers.DictField(),
                 },
-            )
+            ),
+            **NOT_READABLE,
         },
         summary="Whether the stored snapshot still matches its SHA-256",
     )
