@@ -14,7 +14,7 @@ from consent.models import Client, ConsentRecord, Referral, VoluntarinessCheck
 from consent.reports.metrics import pilot_figures
 from consent.reports.periods import parse_period
 from consent.reports.report import compliance_report
-from tests.conftest import api_client, give_consent, intake_check, make_referral
+from tests.conftest import PASSWORD, api_client, give_consent, intake_check, make_referral
 from tests.factories import ACKNOWLEDGED, at
 
 STAR = "*"
@@ -80,6 +80,10 @@ def counted(world):
     # the two co-located providers' chains, one attempt).
     coach = api_client(world.work_coach)
     assert coach.get(f"/api/v1/referrals/{w.pk}/").status_code == 404
+    # Signing in (and failing to) is logged on the providers' chains but touches no client data.
+    sign_in = "/api/v1/auth/token/"
+    assert api_client().post(sign_in, {"username": "workcoach", "password": PASSWORD}, format="json").status_code == 200
+    assert api_client().post(sign_in, {"username": "workcoach", "password": "wrong-password"}, format="json").status_code == 400
     assert coach.get("/api/v1/referrals/").status_code == 403
     return world
 

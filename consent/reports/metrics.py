@@ -38,7 +38,7 @@ from django.db.models.functions import Cast, RowNumber, TruncDate
 from django.utils import timezone
 
 from colocation.models import OrganisationKind, Pilot, Site
-from consent.access.models import AccessEvent, Outcome
+from consent.access.models import AccessEvent, Action, Outcome
 from consent.models import ConsentRecord, Decline, HowHeard, Pathway, Referral, Withdrawal
 from consent.reports.periods import Period, end_of_day, steps
 from consent.selectors import Voluntariness, voluntariness_annotations, voluntariness_status_expression
@@ -201,6 +201,10 @@ def _benefits_agency_events(pilot_site_ids: list[int], provider_ids: list[int], 
         actor_organisation_kind=OrganisationKind.BENEFITS_AGENCY,
         occurred_at__gte=start,
         occurred_at__lte=end_of_day(period.end),
+    ).exclude(
+        # Signing in is logged on the co-located providers' chains too, but it touches no client data: a
+        # work coach who signs in to read the list of sites has not reached a client.
+        action__in=(Action.SIGN_IN, Action.SIGN_IN_FAILED)
     )
 
 
