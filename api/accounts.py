@@ -13,7 +13,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from api.context import access_context
-from api.fields import StrictSerializer
+from api.fields import StrictSerializer, parser_classes
 from colocation.models import User
 from colocation.selectors import staff_profile_of
 from consent.access import firewall
@@ -51,6 +51,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [SignInRateThrottle]
     throttle_scope = "sign_in"
+    parser_classes = parser_classes()
 
     @extend_schema(
         request=TokenInput,

@@ -1,6 +1,8 @@
 """Input fields and a strict serializer whose errors say what would be accepted."""
 
-from rest_framework import serializers
+from rest_framework import parsers, serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.settings import api_settings
 
 from consent.services import SHARING_NOT_PERMITTED, asks_to_share_with_benefits_agency
 
@@ -69,3 +71,24 @@ class TextField(serializers.CharField):
         if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value) or "\x7f" in value:
             raise serializers.ValidationError("Control characters are not accepted; send plain text.")
         return value
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, except that a body nested deeper than Python's decoder goes is a 400, not a 500.
+
+    A few kilobytes of "[[[[..." exhaust the recursion limit of json.loads, and the RecursionError would
+    otherwise escape every handler.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(
+                "JSON parse error - it is nested too deeply; send a flat object with the documented fields"
+            ) from None
+
+
+def parser_classes() -> list:
+    """The configured parsers with the JSON one replaced by the one above."""
+    return [JSONParser if parser is parsers.JSONParser else parser for parser in api_settings.DEFAULT_PARSER_CLASSES]

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from api.base import ClientDataViewSet
 from api.context import access_context
-from api.fields import ChoiceField, StrictSerializer, TextField
+from api.fields import ChoiceField, StrictSerializer, TextField, parser_classes
 from colocation.models import Site
 from consent import selectors, services
 from consent.access import firewall
@@ -282,12 +282,30 @@ class ReferralDetailOutput(ReferralOutput):
         return _access_of(self)
 
 
+def _choice_messages(choices) -> dict:
+    return {"invalid_choice": f"Not accepted; choose one of: {', '.join(value for value, _ in choices)}."}
+
+
+_DATE_MESSAGES = {"invalid": "Give a date as YYYY-MM-DD, e.g. 2026-09-14."}
+_SITE_MESSAGES = {
+    "invalid": "Give the id of a site, a whole number (see /api/v1/sites/).",
+    "min_value": "Give the id of a site, a whole number from 1 (see /api/v1/sites/).",
+    "max_value": "No site has an id that large; give the id of a site (see /api/v1/sites/).",
+    "max_decimal_places": "Give the id of a site, a whole number (see /api/v1/sites/).",
+}
+
+
 class ReferralFilter(filters.FilterSet):
-    site = filters.NumberFilter(field_name="site_id")
-    status = filters.ChoiceFilter(choices=ReferralStatus.choices)
-    pathway = filters.ChoiceFilter(choices=Pathway.choices)
-    referred_after = filters.DateFilter(field_name="referred_on", lookup_expr="gte")
-    referred_before = filters.DateFilter(field_name="referred_on", lookup_expr="lte")
+    # Bounded: an id past the database's integer range would otherwise fail in the database (a 500), not here.
+    site = filters.NumberFilter(field_name="site_id", min_value=1, max_value=2**63 - 1, decimal_places=0,
+                                error_messages=_SITE_MESSAGES)  # fmt: skip
+    status = filters.ChoiceFilter(choices=ReferralStatus.choices, error_messages=_choice_messages(ReferralStatus.choices))
+    pathway = filters.ChoiceFilter(choices=Pathway.choices, error_messages=_choice_messages(Pathway.choices))
+    # ISO dates only, as in bodies: the locale's 14/09/2026 would read 09/10/2026 one way here and another elsewhere.
+    referred_after = filters.DateFilter(field_name="referred_on", lookup_expr="gte", input_formats=["%Y-%m-%d"],
+                                        error_messages=_DATE_MESSAGES)  # fmt: skip
+    referred_before = filters.DateFilter(field_name="referred_on", lookup_expr="lte", input_formats=["%Y-%m-%d"],
+                                         error_messages=_DATE_MESSAGES)  # fmt: skip
 
 
 def _detail(referral_id, request, access="assigned"):
@@ -305,6 +323,7 @@ def _detail(referral_id, request, access="assigned"):
 )
 class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ClientDataViewSet):
     filterset_class = ReferralFilter
+    parser_classes = parser_classes()
     serializer_class = ReferralOutput
     purposes = {
         "consents": firewall.Purpose.CHANGE,

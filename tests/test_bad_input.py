@@ -358,3 +358,73 @@ def test_it_caps_a_huge_page_size_at_two_hundred(world):
     assert response.status_code == 200
     assert len(response.json()["results"]) == 200
     assert response.json()["next"] is not None
+
+
+# ---- bodies that break parsers ----
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ids(ENDPOINTS))
+def test_it_refuses_json_nested_too_deeply_for_the_decoder(world, targets, endpoint):
+    # A few kilobytes of brackets exhaust json.loads' recursion limit: a 400, never a RecursionError's 500.
+    payload = assert_refused_and_nothing_written(world, endpoint, targets[endpoint.name], "[" * 30_000 + "]" * 30_000)
+    assert "nested too deeply" in payload["detail"]
+
+
+@pytest.mark.parametrize(("endpoint", "field"), WITH_TEXT, ids=ids(WITH_TEXT))
+@pytest.mark.parametrize("value", ["\ud800", "a\x00b"], ids=["lone-surrogate", "nul"])
+def test_it_refuses_text_the_database_cannot_store(world, targets, endpoint, field, value):
+    body = set_path(valid_body(endpoint, world), field, value)
+    payload = assert_refused_and_nothing_written(world, endpoint, targets[endpoint.name], body)
+    assert field[0] in payload["errors"], payload
+
+
+# ---- paths of reads ----
+
+READ_PATHS = [("therapist", ""), ("therapist", "consent-receipt/"), ("therapist", "fhir-consent/"),
+              ("dpo", "access-history/"), ("dpo", "subject-access-export/")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("role", "suffix"), READ_PATHS, ids=[f"{r}-{s or 'detail'}" for r, s in READ_PATHS])
+@pytest.mark.parametrize(
+    "bad_id", ["not-a-uuid", "12345", "%00", "%27%20OR%201%3D1--", "1" * 300], ids=["word", "number", "nul", "sql", "long"]
+)
+def test_it_answers_an_invalid_uuid_on_every_read_with_a_json_404(world, role, suffix, bad_id):
+    client = api_client(world.user(role))
+    before = row_counts()
+    response = client.get(f"/api/v1/referrals/{bad_id}/{suffix}")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "No referral found with that id."
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("record_id", ["0", "99999", "9" * 18, "9" * 19, "-1", "abc"])
+def test_it_answers_a_record_id_that_is_not_there_with_a_json_404(world, record_id):
+    give_consent(world.therapist, world.referral, world.template)
+    response = api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/consents/{record_id}/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["detail"]
+
+
+# ---- query parameters ----
+
+BAD_FILTERS = [
+    ("referred_after", "2026-02-30", "YYYY-MM-DD"), ("referred_before", "14/09/2026", "YYYY-MM-DD"),
+    ("referred_after", "yesterday", "YYYY-MM-DD"), ("referred_before", LONG_TEXT, "YYYY-MM-DD"),
+    ("referred_after", "2026-09-14\x00", "YYYY-MM-DD"),
+    ("site", "-1", "from 1"), ("site", "0", "from 1"), ("site", str(10**30), "that large"), ("site", "abc", "whole number"),
+    ("site", "1.5", "whole number"), ("site", SQL_TEXT, "whole number"),
+    ("status", "bogus", "choose one of: awaiting_consent"), ("pathway", SQL_TEXT, "choose one of: self_referral"),
+    ("pathway", LONG_TEXT, "choose one of"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value", "says"), BAD_FILTERS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(BAD_FILTERS)])
+def test_it_refuses_bad_filter_values_naming_the_filter_and_what_it_accepts(world, name, value, says):
+    client = api_client(world.therapist)
+    before = row_counts()
+    response = client.get("/api/v1/referrals/", {name: value})
+    assert response.status_code == 400, response.content[:300]
+    message = " ".join(response.json()["errors"][name])
+    assert says in message and len(message) < 1000
+    assert row_counts() == before
