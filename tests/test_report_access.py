@@ -140,7 +140,11 @@ def test_others_may_not_freeze_a_snapshot(world, role):
 
 def test_freezing_with_a_bad_period_is_a_400_and_stores_nothing(world):
     client = api_client(world.lead)
-    for body in ({"period": "2026-13"}, {"from": "2026-07-01"}, {"periode": "2026-Q3"}, ["2026-Q3"]):
+    bodies = (
+        {"period": "2026-13"}, {"from": "2026-07-01"}, {"periode": "2026-Q3"}, ["2026-Q3"], {}, {"period": 2026},
+        {"period": None}, {"period": ["2026-Q3"]}, {"from": 20260701, "to": "2026-07-02"}, {"from": {}, "to": "2026-07-02"},
+    )  # fmt: skip
+    for body in bodies:
         response = client.post(f"/api/v1/pilots/{world.pilot.pk}/compliance-reports/", body, format="json")
         assert response.status_code == 400, body
         assert response.json()["errors"], body

@@ -48,6 +48,9 @@ def test_it_parses_from_and_to_dates_inclusive():
         ({"start": "2026-02-30", "end": "2026-03-01"}, "from"),
         ({"start": "2026-09-01", "end": "2026-08-01"}, "to"),
         ({"period": "2026", "start": "2026-01-01", "end": "2026-02-01"}, "period"),
+        ({"period": 2026}, "period"),
+        ({"period": ["2026-Q3"]}, "period"),
+        ({"start": 20260701, "end": "2026-07-02"}, "from"),
     ],
 )
 def test_it_refuses_anything_else_naming_the_field_and_the_accepted_forms(kwargs, field):

@@ -109,6 +109,8 @@ def parse_period(period=None, *, start=None, end=None) -> Period:
 
     `start` and `end` are the `from` and `to` of the API (both inclusive).
     """
+    if period is not None and not isinstance(period, str):
+        raise ValidationError({"period": f"Give period as text. {ACCEPTED_FORMS}"})
     period = period.strip() if isinstance(period, str) else period
     start = start.strip() if isinstance(start, str) else start
     end = end.strip() if isinstance(end, str) else end
