@@ -32,26 +32,41 @@ def _p(value):
     return value
 
 
-def _flags(as_of: str) -> str:
-    """Per-referral voluntariness flags as SQL, with the records known at `as_of` (an SQL expression)."""
-    checks = f"SELECT 1 FROM {_t(VoluntarinessCheck)} c WHERE c.referral_id = r.id AND c.checked_at <= {as_of} AND NOT EXISTS (SELECT 1 FROM {_t(VoluntarinessCheck)} s WHERE s.supersedes_id = c.id)"
-    withdrawals = f"SELECT 1 FROM {_t(Withdrawal)} w WHERE w.referral_id = r.id AND w.withdrawn_at <= {as_of} AND NOT EXISTS (SELECT 1 FROM {_t(Withdrawal)} s WHERE s.supersedes_id = w.id)"
-    consents = (
-        f"SELECT 1 FROM {_t(ConsentRecord)} k WHERE k.referral_id = r.id AND k.given_at <= {as_of}"
-        f" AND k.attendance_is_optional AND k.no_effect_on_benefits AND k.service_separate_from_jobcentre"
-        f" AND k.nothing_shared_with_jobcentre AND k.free_to_withdraw"
-        f" AND NOT EXISTS (SELECT 1 FROM {_t(ConsentRecord)} s WHERE s.supersedes_id = k.id)"
-    )
+def _ts(expression: str) -> str:
+    return f"CAST({expression} AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else expression
+
+
+def _flagged() -> str:
+    """CTEs after `f` (the referrals counted, each with its `as_of`): every child table read once, grouped by referral."""
+    live = "NOT EXISTS (SELECT 1 FROM {table} s WHERE s.supersedes_id = {alias}.id)"
     return f"""
-        CASE WHEN r.pathway IN ('mandated_assessment', 'benefit_condition') THEN 1 ELSE 0 END AS mandated,
-        CASE WHEN EXISTS ({checks} AND c.told_attendance_required) THEN 1 ELSE 0 END AS told_required,
-        CASE WHEN EXISTS ({checks} AND c.sanction_mentioned) THEN 1 ELSE 0 END AS sanction,
-        CASE WHEN EXISTS ({checks} AND NOT c.feels_free_to_stop) THEN 1 ELSE 0 END AS not_free,
-        CASE WHEN EXISTS ({checks} AND c.employment_goal_raised_by = 'benefits_agency') THEN 1 ELSE 0 END AS goal_by_agency,
-        CASE WHEN EXISTS ({withdrawals} AND w.reason = 'felt_pressured') THEN 1 ELSE 0 END AS pressured,
-        CASE WHEN EXISTS ({withdrawals}) THEN 1 ELSE 0 END AS withdrawn,
-        CASE WHEN EXISTS ({consents}) THEN 1 ELSE 0 END AS consented,
-        CASE WHEN EXISTS ({checks} AND c.stage = 'intake') THEN 1 ELSE 0 END AS intake_checked"""
+        ck AS (SELECT c.referral_id,
+                      MAX(CASE WHEN c.told_attendance_required THEN 1 ELSE 0 END) AS told_required,
+                      MAX(CASE WHEN c.sanction_mentioned THEN 1 ELSE 0 END) AS sanction,
+                      MAX(CASE WHEN c.feels_free_to_stop THEN 0 ELSE 1 END) AS not_free,
+                      MAX(CASE WHEN c.employment_goal_raised_by = 'benefits_agency' THEN 1 ELSE 0 END) AS goal_by_agency,
+                      MAX(CASE WHEN c.stage = 'intake' THEN 1 ELSE 0 END) AS intake_checked
+               FROM {_t(VoluntarinessCheck)} c JOIN f ON f.id = c.referral_id
+               WHERE c.checked_at <= f.as_of AND {live.format(table=_t(VoluntarinessCheck), alias="c")}
+               GROUP BY c.referral_id),
+        wd AS (SELECT w.referral_id, MAX(CASE WHEN w.reason = 'felt_pressured' THEN 1 ELSE 0 END) AS pressured
+               FROM {_t(Withdrawal)} w JOIN f ON f.id = w.referral_id
+               WHERE w.withdrawn_at <= f.as_of AND {live.format(table=_t(Withdrawal), alias="w")}
+               GROUP BY w.referral_id),
+        co AS (SELECT k.referral_id, MIN(k.given_at) AS first_given
+               FROM {_t(ConsentRecord)} k JOIN f ON f.id = k.referral_id
+               WHERE k.given_at <= f.as_of AND k.attendance_is_optional AND k.no_effect_on_benefits
+                 AND k.service_separate_from_jobcentre AND k.nothing_shared_with_jobcentre AND k.free_to_withdraw
+                 AND {live.format(table=_t(ConsentRecord), alias="k")}
+               GROUP BY k.referral_id),
+        v AS (SELECT f.*, CASE WHEN f.pathway IN ('mandated_assessment', 'benefit_condition') THEN 1 ELSE 0 END AS mandated,
+                     COALESCE(ck.told_required, 0) AS told_required, COALESCE(ck.sanction, 0) AS sanction,
+                     COALESCE(ck.not_free, 0) AS not_free, COALESCE(ck.goal_by_agency, 0) AS goal_by_agency,
+                     COALESCE(ck.intake_checked, 0) AS intake_checked, COALESCE(wd.pressured, 0) AS pressured,
+                     CASE WHEN wd.referral_id IS NULL THEN 0 ELSE 1 END AS withdrawn,
+                     CASE WHEN co.referral_id IS NULL THEN 0 ELSE 1 END AS consented, co.first_given
+              FROM f LEFT JOIN ck ON ck.referral_id = f.id LEFT JOIN wd ON wd.referral_id = f.id
+                     LEFT JOIN co ON co.referral_id = f.id)"""
 
 
 STATUS = """CASE WHEN mandated = 1 OR told_required = 1 OR sanction = 1 THEN 'not_voluntary'
@@ -60,10 +75,9 @@ STATUS = """CASE WHEN mandated = 1 OR told_required = 1 OR sanction = 1 THEN 'no
 
 
 def _days_to_consent() -> str:
-    first = f"(SELECT MIN(k.given_at) FROM {_t(ConsentRecord)} k WHERE k.referral_id = f.id AND k.given_at <= %s)"
     if connection.vendor == "postgresql":
-        return f"(({first} AT TIME ZONE 'Europe/London')::date - f.referred_on)"
-    return f"CAST(julianday(date({first})) - julianday(f.referred_on) AS INTEGER)"
+        return "((first_given AT TIME ZONE 'Europe/London')::date - referred_on)"
+    return "CAST(julianday(date(first_given)) - julianday(referred_on) AS INTEGER)"
 
 
 def figures(pilot_id: int, period_label: str) -> dict:
@@ -75,26 +89,30 @@ def figures(pilot_id: int, period_label: str) -> dict:
     sites = ", ".join(str(pk) for pk in site_ids)
     received = f"r.site_id IN ({sites}) AND r.referred_on >= %s AND r.referred_on <= %s"
     with connection.cursor() as cursor:
+        f = f"""f AS (SELECT r.id, r.site_id, r.pathway, r.how_heard, r.source_of_referral, r.referred_on, {_ts("%s")} AS as_of
+                      FROM {_t(Referral)} r WHERE {received})"""
         cursor.execute(
-            f"""WITH f AS (SELECT r.id, r.site_id, r.pathway, r.how_heard, r.source_of_referral, r.referred_on,
-                           CASE WHEN EXISTS (SELECT 1 FROM {_t(Decline)} x WHERE x.referral_id = r.id AND x.declined_on <= %s)
-                                THEN 1 ELSE 0 END AS declined, {_flags("%s")}
-                           FROM {_t(Referral)} r WHERE {received})
-                SELECT site_id, {STATUS} AS status, pathway, how_heard, source_of_referral, COUNT(*), SUM(consented),
-                       SUM(declined), SUM(withdrawn), SUM(pressured), SUM(not_free), SUM(goal_by_agency), SUM(intake_checked)
-                FROM f GROUP BY site_id, status, pathway, how_heard, source_of_referral""",
-            [period.end, *([as_of] * 8), period.start, period.end],
+            f"""WITH {f}, {_flagged()},
+                s AS (SELECT site_id, {STATUS} AS status, pathway, how_heard, source_of_referral, consented, withdrawn,
+                             pressured, not_free, goal_by_agency, intake_checked,
+                             CASE WHEN EXISTS (SELECT 1 FROM {_t(Decline)} x WHERE x.referral_id = v.id AND x.declined_on <= %s)
+                                  THEN 1 ELSE 0 END AS declined
+                      FROM v)
+                SELECT site_id, status, pathway, how_heard, source_of_referral, COUNT(*), SUM(consented), SUM(declined),
+                       SUM(withdrawn), SUM(pressured), SUM(not_free), SUM(goal_by_agency), SUM(intake_checked)
+                FROM s GROUP BY site_id, status, pathway, how_heard, source_of_referral""",
+            [as_of, period.start, period.end, period.end],
         )
         counts = cursor.fetchall()
         cursor.execute(
-            f"""WITH f AS (SELECT r.id, r.site_id, r.referred_on, {_flags("%s")} FROM {_t(Referral)} r WHERE {received}),
-                d AS (SELECT site_id, {_days_to_consent()} AS days FROM f WHERE consented = 1),
+            f"""WITH {f}, {_flagged()},
+                d AS (SELECT site_id, {_days_to_consent()} AS days FROM v WHERE consented = 1),
                 m AS (SELECT site_id, days, ROW_NUMBER() OVER (PARTITION BY site_id ORDER BY days) AS rank,
                              COUNT(*) OVER (PARTITION BY site_id) AS n,
                              ROW_NUMBER() OVER (ORDER BY days) AS rank_all, COUNT(*) OVER () AS n_all FROM d)
                 SELECT site_id, days, 2 * rank BETWEEN n AND n + 2, 2 * rank_all BETWEEN n_all AND n_all + 2 FROM m
                 WHERE 2 * rank BETWEEN n AND n + 2 OR 2 * rank_all BETWEEN n_all AND n_all + 2""",
-            [*([as_of] * 8), period.start, period.end, as_of],
+            [as_of, period.start, period.end],
         )
         medians = cursor.fetchall()
         buckets = steps(pilot.starts_on, min(pilot.ends_on, period.end), pilot.cadence)
@@ -103,11 +121,10 @@ def figures(pilot_id: int, period_label: str) -> dict:
             f"WHEN r.referred_on BETWEEN '{b.start}' AND '{b.end}' THEN '{_p(end_of_day(b.end))}'" for b in buckets
         )
         cursor.execute(
-            f"""WITH b AS (SELECT r.*, CASE {label} END AS bucket, CASE {bucket_end} END AS bucket_as_of FROM {_t(Referral)} r
-                           WHERE r.site_id IN ({sites}) AND r.referred_on >= %s AND r.referred_on <= %s),
-                f AS (SELECT r.bucket, {_flags("r.bucket_as_of" + ("::timestamptz" if connection.vendor == "postgresql" else ""))}
-                      FROM b r)
-                SELECT bucket, {STATUS} AS status, COUNT(*) FROM f GROUP BY bucket, status ORDER BY bucket""",
+            f"""WITH f AS (SELECT r.id, r.pathway, CASE {label} END AS bucket, {_ts(f"CASE {bucket_end} END")} AS as_of
+                           FROM {_t(Referral)} r WHERE r.site_id IN ({sites}) AND r.referred_on >= %s AND r.referred_on <= %s),
+                {_flagged()}
+                SELECT bucket, {STATUS} AS status, COUNT(*) FROM v GROUP BY bucket, status ORDER BY bucket""",
             [buckets[0].start, buckets[-1].end],
         )
         series = cursor.fetchall()

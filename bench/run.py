@@ -80,7 +80,7 @@ def use_world(referrals: int, *, rebuild: bool) -> dict:
     return {"built_seconds": seconds, "reused": False, "where": where}
 
 
-def measure(*, repeat: int, timing: bool, profile: str | None = None) -> dict[str, dict]:
+def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None) -> dict[str, dict]:
     """Every operation in the current world: queries and peak memory, and with `timing` the medians."""
     from bench import operations
 
@@ -101,7 +101,7 @@ def measure(*, repeat: int, timing: bool, profile: str | None = None) -> dict[st
                 raise RuntimeError(f"The world's access log does not verify: {outcome.first_mismatch}")
             entry["events"] = outcome.events_checked
         if timing:
-            k = max(3, repeat // 4) if op.slow else repeat
+            k = slow_repeat if op.slow else repeat
             entry["median_ms"], entry["baseline_ms"] = operations.medians(op, k, warmup=0 if op.slow else 2)
             entry["repeats"] = k
         if profile == op.name:
@@ -142,8 +142,34 @@ def _machine(vendor: str) -> dict:
         memory = f"{total_kb / 2**20:.0f} GB RAM"
     except (OSError, StopIteration, ValueError):
         pass
-    return {"database_version": database, "platform": platform.platform(), "python": platform.python_version(),
+    try:
+        # Other work on the machine shows here: the timings of a shared machine are noisier.
+        load = open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        load = []
+    return {"load_average": load, "database_version": database, "platform": platform.platform(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "memory": memory, "processor": platform.processor() or platform.machine()}  # fmt: skip
+
+
+def _checkout() -> dict:
+    """The commit measured, and which files outside bench/ differed from it (others' work in progress)."""
+    import subprocess
+
+    root = RESULTS.parent.parent
+
+    def git(*args) -> str:
+        try:
+            # Fixed arguments, git from the PATH: the same git the developer runs.
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30).stdout  # noqa: S603, S607
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    modified = [
+        line[3:]
+        for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+        if not line[3:].startswith("bench/")
+    ]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "modified_outside_bench": modified}
 
 
 def _row(name: str, full: dict, tenth: dict) -> dict:
@@ -249,6 +275,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=100_000, help="referrals in the world (default 100,000)")
     parser.add_argument("--repeat", type=int, default=15, help="timed runs of each operation after the warm-up (default 15)")
+    parser.add_argument(
+        "--slow-repeat", type=int, default=3, help="timed runs of the slow operations (report, verification; default 3)"
+    )
     parser.add_argument("--rebuild", action="store_true", help="build the worlds again even if stored ones fit")
     parser.add_argument("--build-only", action="store_true", help="build (or check) the two worlds and stop")
     parser.add_argument("--profile", help="also write a pyinstrument profile of this operation to bench/results/")
@@ -275,12 +304,13 @@ def main(argv=None) -> int:
     tenth = measure(repeat=args.repeat, timing=False)
     print(f"Measuring at N = {args.referrals:,} referrals:", flush=True)
     full_world = use_world(args.referrals, rebuild=args.rebuild)
-    full = measure(repeat=args.repeat, timing=True, profile=args.profile)
+    full = measure(repeat=args.repeat, slow_repeat=args.slow_repeat, timing=True, profile=args.profile)
     result = {
         "database": "SQLite" if vendor == "sqlite" else "PostgreSQL",
         "referrals": args.referrals,
         "machine": _machine(vendor),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "checkout": _checkout(),
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "world": {"at_n": full_world, "at_tenth": tenth_world},
         "operations": [_row(name, full, tenth) for name in full],
