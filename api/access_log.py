@@ -137,7 +137,13 @@ class Echo:
         return value
 
 
-EVENT_EXAMPLE = OpenApiResponse(OpenApiTypes.OBJECT, description="Paginated access events; CSV or a FHIR Bundle with ?format")
+LOG_RESPONSES = {
+    (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="Paginated access events, newest first"),
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="?format=csv: every matching event, in chain order"),
+    (200, "application/fhir+json"): OpenApiResponse(
+        OpenApiTypes.OBJECT, description="?format=fhir: a FHIR R4 searchset Bundle of AuditEvent, one page"
+    ),
+}
 
 
 # ---- views -------------------------------------------------------------------------------------------------
@@ -175,7 +181,7 @@ class AccessEventListView(DPOView):
             OpenApiParameter("occurred_before", str, description="date or ISO 8601 date and time"),
             OpenApiParameter("format", str, enum=["json", "csv", "fhir"]),
         ],
-        responses={200: EVENT_EXAMPLE},
+        responses=LOG_RESPONSES,
     )
     def get(self, request):
         _dpo_only(request)
