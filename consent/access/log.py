@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from colocation.models import Organisation, OrganisationKind
@@ -437,14 +436,3 @@ def chain_heads(organisation_ids) -> dict[str, dict]:
     """The current head of each named chain, for publishing outside the database."""
     heads = ChainHead.objects.filter(organisation_id__in=list(organisation_ids)).order_by("organisation_id")
     return {str(h.organisation_id): {"seq": h.seq, "head_hash": h.head_hash} for h in heads}
-
-
-def events_visible_to_dpo(user) -> QuerySet[AccessEvent]:
-    """The log of the DPO's own organisation; nothing for anyone else."""
-    from colocation.models import Role
-    from colocation.selectors import staff_profile_of
-
-    profile = staff_profile_of(user)
-    if profile is None or profile.role != Role.DPO or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
-        return AccessEvent.objects.none()
-    return AccessEvent.objects.filter(chain_id=profile.organisation_id)
