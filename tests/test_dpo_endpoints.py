@@ -176,3 +176,18 @@ def test_lists_cost_a_fixed_number_of_queries_however_long_the_log(world, path, 
     assert few == many
     with django_assert_max_num_queries(few):
         assert client.get(path).status_code == 200
+
+
+def test_a_referrals_access_history_costs_a_fixed_number_of_queries(world, django_assert_max_num_queries):
+    path = f"/api/v1/referrals/{world.referral.pk}/access-history/"
+    client = api_client(world.therapist)
+    client.get("/api/v1/me/")
+    few = _queries_for(client, path)
+
+    for _ in range(20):
+        api_client(world.work_coach).get(f"/api/v1/referrals/{world.referral.pk}/")
+        api_client(world.lead).get(f"/api/v1/referrals/{world.referral.pk}/")
+
+    with django_assert_max_num_queries(few):
+        response = client.get(path)
+    assert response.json()["count"] > 40
