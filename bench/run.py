@@ -102,7 +102,7 @@ def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | N
             entry["events"] = outcome.events_checked
         if timing:
             k = slow_repeat if op.slow else repeat
-            entry["median_ms"], entry["baseline_ms"] = operations.medians(op, k, warmup=0 if op.slow else 2)
+            entry.update(operations.medians(op, k, warmup=0 if op.slow else 2))
             entry["repeats"] = k
         if profile == op.name:
             _profile(op)
@@ -186,6 +186,7 @@ def _row(name: str, full: dict, tenth: dict) -> dict:
         baseline = entry["events"] / VERIFY_TARGET_EVENTS_PER_SECOND * 1000
         row["events"] = entry["events"]
         row["events_per_second"] = round(entry["events"] / (median / 1000))
+        row["events_per_cpu_second"] = round(entry["events"] / (entry["cpu_ms"] / 1000))
         row["events_at_tenth"] = small.get("events")
         row["peak_mb_at_tenth"] = round(small["peak_mb"], 2) if "peak_mb" in small else None
     ratio = median / baseline if baseline else None
@@ -199,6 +200,10 @@ def _row(name: str, full: dict, tenth: dict) -> dict:
         "queries_at_tenth": small.get("queries"),
         "baseline_queries": entry.get("baseline_queries"),
         "peak_mb": round(entry["peak_mb"], 2),
+        "cpu_ms": round(entry["cpu_ms"], 2),
+        "baseline_cpu_ms": round(entry["baseline_cpu_ms"], 2) if entry.get("baseline_cpu_ms") is not None else None,
+        # This process's CPU on both sides: on SQLite the whole work, on PostgreSQL the work outside the server.
+        "cpu_ratio": round(entry["cpu_ms"] / entry["baseline_cpu_ms"], 2) if entry.get("baseline_cpu_ms") else None,
         "repeats": entry["repeats"],
     })  # fmt: skip
     if name == "api_list" and full.get("selector_list", {}).get("median_ms"):
@@ -219,7 +224,7 @@ def _row(name: str, full: dict, tenth: dict) -> dict:
 
 
 def print_table(result: dict) -> None:
-    header = f"{'operation':<24}{'median ms':>11}{'baseline ms':>13}{'ratio':>9}{'target':>8}{'queries':>9}{'at N/10':>9}{'peak MB':>9}  met"
+    header = f"{'operation':<24}{'median ms':>11}{'cpu ms':>10}{'baseline ms':>13}{'ratio':>9}{'target':>8}{'queries':>9}{'at N/10':>9}{'peak MB':>9}  met"
     print()
     print(
         f"{result['database']}, {result['referrals']:,} referrals, {result['machine']['cpus']} CPUs, {result['machine']['processor']}"
@@ -235,12 +240,12 @@ def print_table(result: dict) -> None:
             return format(value, spec) if value is not None else format("-", ">" + spec.split(".")[0].rstrip("df"))
 
         print(
-            f"{row['name']:<24}{show(row['median_ms'], '11.2f')}{show(row['baseline_ms'], '13.2f')}{show(row['ratio'], '9.2f')}"
+            f"{row['name']:<24}{show(row['median_ms'], '11.2f')}{show(row.get('cpu_ms'), '10.2f')}{show(row['baseline_ms'], '13.2f')}{show(row['ratio'], '9.2f')}"
             f"{show(row['target_ratio'], '8.1f')}{show(row['queries'], '9d')}{show(row['queries_at_tenth'], '9d')}"
             f"{show(row['peak_mb'], '9.2f')}  {'yes' if row['target_met'] else 'NO'}"
         )
         if row["name"] == "verify_chain":
-            print(f"{'':<24}{row['events_per_second']:,} events/s over {row['events']:,} events; peak {row['peak_mb']} MB "
+            print(f"{'':<24}{row['events_per_second']:,} events/s ({row.get('events_per_cpu_second', 0):,} per CPU second) over {row['events']:,} events; peak {row['peak_mb']} MB "
                   f"against {row['peak_mb_at_tenth']} MB over {row['events_at_tenth']:,}")  # fmt: skip
         if row.get("ratio_to_selector"):
             print(f"{'':<24}{row['ratio_to_selector']}x the bare selector")
@@ -250,8 +255,8 @@ def print_table(result: dict) -> None:
 def markdown(result: dict) -> str:
     """The table of a stored result as Markdown, for bench/README.md."""
     lines = [
-        "| operation | median ms | baseline ms | ratio | target | queries | at N/10 | peak MB | met |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| operation | median ms | CPU ms | baseline ms | ratio | target | queries | at N/10 | peak MB | met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in result["operations"]:
         if not row["available"]:
@@ -259,6 +264,7 @@ def markdown(result: dict) -> str:
             continue
         cells = [
             row["median_ms"],
+            row.get("cpu_ms"),
             row["baseline_ms"],
             row["ratio"],
             row["target_ratio"],
