@@ -1,6 +1,6 @@
 """Writes about clients and referrals. Each is one transaction that also writes its access events."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import nhs_number
 from django.core.exceptions import ValidationError
@@ -79,9 +79,21 @@ def _local_day(value: date | datetime) -> date:
     return timezone.localtime(value).date() if isinstance(value, datetime) else value
 
 
+# A clinic's device clock may run a little ahead of the server's; more than this is a time not yet come.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _not_in_future(value, field: str, errors: dict) -> None:
+    if isinstance(value, datetime):
+        # Compared as instants: consent "given" at 17:00 when it is 10:00 has not been given yet.
+        now = timezone.now()
+        if value > now + CLOCK_SKEW:
+            errors[field] = (
+                f"{value.isoformat()} is in the future; give a time on or before now ({now.isoformat(timespec='seconds')})."
+            )
+        return
     today = timezone.localdate()
-    if _local_day(value) > today:
+    if value > today:
         errors[field] = f"{value} is in the future; give a date on or before {today.isoformat()}."
 
 

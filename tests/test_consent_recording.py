@@ -280,3 +280,24 @@ def test_it_corrects_a_withdrawal_with_a_new_record_that_supersedes_it(world):
     # A record can be corrected once; a second correction of the same one is refused.
     again = {"withdrawn_at": "2026-10-01T09:00:00Z", "reason": "other", "supersedes": first["id"]}
     assert "already been corrected" in refused(world.therapist, world.referral, "withdrawals", again)["supersedes"][0]
+
+
+@pytest.mark.parametrize("what", ["consents", "withdrawals", "voluntariness-checks"])
+def test_it_refuses_a_time_later_today_that_has_not_come_yet(world, what):
+    """A datetime is compared with now, not only by its day: consent at 17:00 cannot be recorded at 10:00."""
+    give_consent(world.therapist, world.referral, world.template)
+    later = (timezone.now() + timedelta(hours=1)).isoformat()
+    field, body = {
+        "consents": ("given_at", consent_body(world, given_at=later)),
+        "withdrawals": ("withdrawn_at", {"withdrawn_at": later, "reason": "other"}),
+        "voluntariness-checks": ("checked_at", {"checked_at": later, "stage": "during_therapy", "told_attendance_required": False,
+                                                "sanction_mentioned": False, "feels_free_to_stop": True,
+                                                "goals_set_by_client": True, "employment_goal_raised_by": "nobody"}),
+    }[what]  # fmt: skip
+    errors = refused(world.therapist, world.referral, what, body)
+    assert "in the future; give a time on or before now" in errors[field][0]
+
+
+def test_it_accepts_a_time_a_moment_ago(world):
+    response = post(world.therapist, world.referral, "consents", consent_body(world, given_at=timezone.now().isoformat()))
+    assert response.status_code == 201, response.json()
