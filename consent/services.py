@@ -274,7 +274,10 @@ def record_consent(
     acknowledgements: dict[str, bool],
     supersedes: int | None = None,
 ) -> ConsentRecord:
-    """Record explicit, informed, voluntary consent; the referral becomes active."""
+    """Record explicit, informed, voluntary consent; the referral becomes active.
+
+    With `supersedes`, the record corrects an earlier one of this referral and the status stays as it is.
+    """
     referral = _open_for_change(context, referral_id)
     errors: dict = {}
     missing = [name for name in ACKNOWLEDGEMENTS if acknowledgements.get(name) is not True]
@@ -301,7 +304,10 @@ def record_consent(
         errors["template"] = (
             f"Template {template} was not in force on {day.isoformat()}; choose one in force then (see /api/v1/consent-templates/)."
         )
-    _check_transition(referral, ReferralStatus.ACTIVE, errors)
+    if supersedes is None:
+        _check_transition(referral, ReferralStatus.ACTIVE, errors)
+    elif referral.status == ReferralStatus.DECLINED:
+        errors["referral"] = "The client declined after it was explained; there is no consent to correct."
     previous = _check_supersedes(ConsentRecord, supersedes, referral, errors)
     if errors:
         raise ValidationError(errors)
@@ -312,7 +318,9 @@ def record_consent(
     )  # fmt: skip
     record.full_clean()
     record.save()
-    _move(referral, ReferralStatus.ACTIVE)
+    if supersedes is None:
+        # A correction fixes what was recorded; it does not undo a withdrawal or a discharge that followed.
+        _move(referral, ReferralStatus.ACTIVE)
     return record
 
 

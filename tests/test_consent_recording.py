@@ -301,3 +301,25 @@ def test_it_refuses_a_time_later_today_that_has_not_come_yet(world, what):
 def test_it_accepts_a_time_a_moment_ago(world):
     response = post(world.therapist, world.referral, "consents", consent_body(world, given_at=timezone.now().isoformat()))
     assert response.status_code == 201, response.json()
+
+
+def test_a_consent_record_can_be_corrected_after_withdrawal_without_reviving_the_referral(world):
+    first = post(world.therapist, world.referral, "consents", consent_body(world, method="written")).json()["consents"][0]
+    assert withdraw(world.therapist, world.referral).status_code == 201
+    response = post(world.therapist, world.referral, "consents", consent_body(world, method="verbal", supersedes=first["id"]))
+    assert response.status_code == 201, response.json()
+    assert response.json()["status"] == "withdrawn"
+    assert [(c["method"], c["supersedes"]) for c in response.json()["consents"]] == [("written", None), ("verbal", first["id"])]
+    assert ConsentRecord.objects.get(pk=first["id"]).method == "written"
+    # The exports now show the corrected record, still ended by the withdrawal.
+    document = api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/fhir-consent/").json()
+    assert document["identifier"][0]["value"] == str(response.json()["consents"][1]["id"])
+    assert document["status"] == "inactive"
+
+
+def test_a_correction_must_point_at_a_consent_of_this_referral(world):
+    other = make_referral(world.therapist, world.site)
+    theirs = give_consent(world.therapist, other, world.template)
+    post(world.therapist, world.referral, "consents", consent_body(world))
+    errors = refused(world.therapist, world.referral, "consents", consent_body(world, supersedes=theirs.pk))
+    assert f"No consent record {theirs.pk} on this referral" in errors["supersedes"][0]
