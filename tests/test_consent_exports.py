@@ -420,3 +420,15 @@ def test_the_command_exits_0_or_1_from_a_shell(document, tmp_path):
     refused = subprocess.run([*command, bad], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert refused.returncode == 1
     assert "not verified" in refused.stderr
+
+
+def test_the_fhir_consent_of_a_discharged_referral_ends_on_the_discharge_day(world):
+    from consent.services import discharge_referral
+
+    consent(world)
+    discharge_referral(context=AccessContext.for_command(world.therapist, "test"), referral_id=world.referral.pk,
+                       discharged_on=date(2026, 11, 1), reason="completed")  # fmt: skip
+    document = fhir(world.therapist, world.referral).json()
+    assert Consent.model_validate(document).status == "inactive"
+    assert document["provision"]["period"]["end"] == "2026-11-01"
+    assert receipts.verify_receipt(receipt(world.therapist, world.referral).json())
