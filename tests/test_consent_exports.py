@@ -432,3 +432,9 @@ def test_the_fhir_consent_of_a_discharged_referral_ends_on_the_discharge_day(wor
     assert Consent.model_validate(document).status == "inactive"
     assert document["provision"]["period"]["end"] == "2026-11-01"
     assert receipts.verify_receipt(receipt(world.therapist, world.referral).json())
+
+
+def test_the_command_says_when_the_public_key_file_is_not_a_key(document, tmp_path):
+    key = _write(tmp_path, "not a key", "service-public.pem")
+    with pytest.raises(CommandError, match="is not an Ed25519 public key"):
+        call_command("verify_consent_receipt", _write(tmp_path, document), public_key=key)

@@ -7,6 +7,9 @@ Prints "verified" and exits 0, or says why not and exits 1 (see consent/receipts
 
 import json
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management.base import BaseCommand, CommandError
 
 from consent.receipts import verify_receipt
@@ -38,6 +41,11 @@ class Command(BaseCommand):
                     trusted = handle.read()
             except (OSError, UnicodeDecodeError) as error:
                 raise CommandError(f"not verified: cannot read the public key {public_key} ({error})") from None
+            try:
+                if not isinstance(serialization.load_pem_public_key(trusted.encode("ascii")), Ed25519PublicKey):
+                    raise ValueError("not an Ed25519 key")
+            except (ValueError, UnsupportedAlgorithm) as error:
+                raise CommandError(f"not verified: {public_key} is not an Ed25519 public key in PEM ({error})") from None
         if not isinstance(document, dict) or set(document) != {"receipt", "signature"}:
             raise CommandError('not verified: the file is not a consent receipt (expected {"receipt": ..., "signature": ...})')
         if not verify_receipt(document, public_key=trusted):
