@@ -144,8 +144,21 @@ class Referral(models.Model):
         return f"referral {self.pk}"
 
 
+class ConsentTemplateQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        # A bulk update bypasses save(): the same rule, so a used template's text cannot change this way either.
+        changing = set(kwargs) & set(ConsentTemplate.IMMUTABLE_FIELDS)
+        if changing and self.filter(consents__isnull=False).exists():
+            raise ValidationError({sorted(changing)[0]: "A template used for consent cannot change; add a new version instead."})
+        if "body" in kwargs:
+            raise ValidationError({"body": "Change a template's body through save(), which derives its SHA-256."})
+        return super().update(**kwargs)
+
+
 class ConsentTemplate(models.Model):
     """The text a client is told; immutable once a consent record uses it."""
+
+    objects = ConsentTemplateQuerySet.as_manager()
 
     code = models.SlugField(max_length=64)
     version = models.PositiveIntegerField()

@@ -230,3 +230,50 @@ def test_a_correction_adds_a_record_and_leaves_the_original_as_it_was(world, epi
     assert VoluntarinessCheck.objects.filter(referral=referral).count() == 2
     assert model_to_dict(VoluntarinessCheck.objects.get(pk=original.pk)) == stored
     assert response.json()["voluntariness"]["status"] == "not_voluntary"
+
+
+# ---- consent templates: immutable once used ---------------------------------------------------------------
+
+
+def test_a_template_hashes_its_own_body(world):
+    import hashlib
+
+    assert world.template.body_sha256 == hashlib.sha256(world.template.body.encode()).hexdigest()
+    world.template.body_sha256 = "0" * 64  # typed in: ignored, derived again on save
+    world.template.save()
+    world.template.refresh_from_db()
+    assert world.template.body_sha256 == hashlib.sha256(world.template.body.encode()).hexdigest()
+
+
+def test_an_unused_template_may_still_be_edited(world):
+    world.template.body = "Reworded before anyone consented to it."
+    world.template.save()
+    world.template.refresh_from_db()
+    assert world.template.body == "Reworded before anyone consented to it."
+
+
+@pytest.mark.parametrize("field, value", [("body", "Something else"), ("title", "New"), ("version", 99), ("language", "cy")])
+def test_a_template_used_for_consent_cannot_change(world, field, value):
+    from django.core.exceptions import ValidationError
+
+    from consent.models import ConsentTemplate
+
+    give_consent(world.therapist, world.referral, world.template)
+    stored = model_to_dict(ConsentTemplate.objects.get(pk=world.template.pk))
+    setattr(world.template, field, value)
+    with pytest.raises(ValidationError, match="add a new version"):
+        world.template.save()
+    assert model_to_dict(ConsentTemplate.objects.get(pk=world.template.pk)) == stored
+
+
+def test_a_used_template_cannot_change_through_a_bulk_update_either(world):
+    from django.core.exceptions import ValidationError
+
+    from consent.models import ConsentTemplate
+
+    give_consent(world.therapist, world.referral, world.template)
+    with pytest.raises(ValidationError, match="new version"):
+        ConsentTemplate.objects.filter(pk=world.template.pk).update(title="Changed")
+    # Ending a template's period is not a change to what the client was told.
+    ConsentTemplate.objects.filter(pk=world.template.pk).update(effective_to=date(2027, 1, 1))
+    assert ConsentTemplate.objects.get(pk=world.template.pk).effective_to == date(2027, 1, 1)
