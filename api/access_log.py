@@ -5,7 +5,7 @@ Thin views: parse the query or body, ask consent.access (selectors, services, ex
 
 import csv
 import re
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -75,7 +75,13 @@ class WhenField(serializers.Field):
             )
         if moment is None:
             moment = datetime.combine(day, time.max if self.end_of_day else time.min)
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+        try:
+            moment = moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+            # The database compares in UTC: a moment that cannot be expressed there is not a usable bound.
+            moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise serializers.ValidationError("Give a date and time between the years 0001 and 9999.") from None
+        return moment
 
 
 class EventFilterInput(serializers.Serializer):

@@ -5,6 +5,7 @@ scoped to one provider's chain before anyone sees a row, and the access history 
 only through the firewall.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +23,9 @@ class NotADataProtectionOfficer(PermissionDenied):
     def __init__(self):
         super().__init__("Only a data-protection officer of a therapy provider can read the access log.")
 
+
+# An actor named by id: ASCII digits that fit a 64-bit id (anything else is looked up as a username).
+_ACTOR_ID = re.compile(r"^[0-9]{1,18}$")
 
 # A disposition that leaves an alert in the queue: the DPO is still looking into it.
 OPEN_DISPOSITIONS = (Disposition.INVESTIGATING,)
@@ -52,7 +56,8 @@ def _filtered(queryset: QuerySet, filters: EventFilters) -> QuerySet:
     if filters.actor:
         # An actor is named by id or by username (the name the event recorded at the time).
         actor = filters.actor
-        queryset = queryset.filter(actor_id=int(actor)) if actor.isdigit() else queryset.filter(actor_name=actor)
+        by_id = _ACTOR_ID.match(actor)
+        queryset = queryset.filter(actor_id=int(actor)) if by_id else queryset.filter(actor_name=actor)
     if filters.referral:
         queryset = queryset.filter(referral_id=filters.referral)
     if filters.action:
