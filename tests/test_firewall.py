@@ -234,3 +234,11 @@ def test_granting_many_referrals_or_to_many_users_at_once_to_a_benefits_agency_a
         assign_perm("consent.view_referral", User.objects.filter(pk__in=[world.work_coach.pk, world.unassigned_therapist.pk]),
                     world.referral)  # fmt: skip
     assert not ReferralUserObjectPermission.objects.filter(user=world.work_coach).exists()
+
+
+def test_an_account_switched_off_reaches_nothing_though_its_grants_remain(world):
+    world.therapist.is_active = False
+    world.therapist.save()
+    assert ReferralUserObjectPermission.objects.filter(user=world.therapist).exists()
+    assert not referrals_visible_to(world.therapist).exists()
+    assert not firewall.may_act_on(world.therapist, world.referral, Purpose.CHANGE)

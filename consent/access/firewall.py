@@ -83,7 +83,7 @@ def _clinical_profile(user):
     if is_benefits_agency_account(user):
         return None
     profile = staff_profile_of(user)
-    if profile is None or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
         return None
     return profile
 
@@ -115,7 +115,8 @@ def referrals_visible_to(user: User, purpose: Purpose = Purpose.VIEW, base: Quer
         # Checked first, before any permission: nothing can grant this away.
         return base.none()
     profile = staff_profile_of(user)
-    if profile is None or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+    # An account switched off keeps its grants until someone revokes them; it reaches nothing meanwhile.
+    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
         return base.none()
     own = base.filter(provider_id=profile.organisation_id)
     is_dpo = profile.role == Role.DPO
