@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta
 
 import nhs_number
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from colocation.models import OrganisationKind, Role, Site
@@ -226,8 +226,15 @@ def create_referral(
             nhs_number=nhs_number,
             year_of_birth=year_of_birth,
         )
-        client.full_clean()
-        client.save()
+        # The uniqueness of the local reference is the database's to enforce: a look-up here could pass in two
+        # racing requests alike, so the insert below is what decides.
+        client.full_clean(validate_constraints=False)
+        try:
+            with transaction.atomic():
+                client.save()
+        except IntegrityError:
+            # Another intake recorded this client between our look-up and now: theirs is the same person.
+            client = Client.objects.get(provider_id=profile.organisation_id, local_reference=local_reference)
     referral = Referral(
         client=client,
         provider_id=profile.organisation_id,

@@ -269,3 +269,27 @@ def test_it_lists_with_consents_checks_and_withdrawals_without_a_query_per_row(w
         response = client.get(URL, {"page_size": 100})
     statuses = [row["voluntariness"]["status"] for row in response.json()["results"]]
     assert statuses.count("voluntary") == 49 and statuses.count("unknown") == 1  # world.referral has no consent
+
+
+def test_two_intakes_of_the_same_new_client_at_once_share_one_client(world, monkeypatch):
+    """The second of two simultaneous intakes finds no client, then loses the race to insert it: no 500."""
+    from consent import services
+
+    first = api_client(world.therapist).post(URL, body(world, client__local_reference="KTT-RACE"), format="json")
+    assert first.status_code == 201
+    original = services.Client.objects.filter
+    looked: list = []
+
+    def blind_lookup(*args, **kwargs):
+        # The racing request's first look-up, made before the other request's client was there.
+        queryset = original(*args, **kwargs)
+        if kwargs.get("local_reference") == "KTT-RACE" and not looked:
+            looked.append(True)
+            return queryset.none()
+        return queryset
+
+    monkeypatch.setattr(services.Client.objects, "filter", blind_lookup)
+    second = api_client(world.therapist).post(URL, body(world, client__local_reference="KTT-RACE"), format="json")
+    assert second.status_code == 201, second.content
+    assert second.json()["client"]["id"] == first.json()["client"]["id"]
+    assert Client.objects.filter(local_reference="KTT-RACE").count() == 1
