@@ -47,5 +47,12 @@ serve-production: install
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/python manage.py collectstatic --noinput -v0
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/gunicorn -c config/gunicorn.conf.py config.wsgi:application
 
+# The compliance report's HTML page rendered by headless Chromium (Debian's chromium), for a look or print.
+report-png: seed
+	@command -v chromium >/dev/null 2>&1 || { echo "Install Debian's chromium: apt-get install chromium"; exit 1; }
+	$(BIN)/python manage.py compliance_report --pilot $(or $(PILOT),1) --period $(or $(PERIOD),$(shell date +%Y)) --format html --output report.html
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=$$(mktemp -d) --screenshot=$(CURDIR)/report.png --window-size=1200,2000 file://$(CURDIR)/report.html
+	@echo "Wrote report.html and report.png"
+
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache staticfiles
+	rm -rf $(VENV) db.sqlite3 .pytest_cache staticfiles report.html report.png
