@@ -86,7 +86,9 @@ def test_it_filters_by_actor_referral_action_outcome_kind_and_time(world):
 @pytest.mark.parametrize(
     ("query", "field"),
     [("action=peek", "action"), ("outcome=maybe", "outcome"), ("referral=KTT-000123", "referral"),
-     ("occurred_after=yesterday", "occurred_after"), ("organisation_kind=bank", "organisation_kind")],
+     ("occurred_after=yesterday", "occurred_after"), ("organisation_kind=bank", "organisation_kind"),
+     ("occurred_after=0001-01-01T00:00:00%2B14:00", "occurred_after"),
+     ("occurred_before=9999-12-31T23:59:59-14:00", "occurred_before"), ("occurred_before=2026-02-30", "occurred_before")],
 )  # fmt: skip
 def test_a_bad_filter_is_a_400_that_names_the_field_and_what_it_accepts(world, query, field):
     for fmt in ("", "&format=csv", "&format=fhir"):
@@ -191,3 +193,18 @@ def test_a_referrals_access_history_costs_a_fixed_number_of_queries(world, djang
     with django_assert_max_num_queries(few):
         response = client.get(path)
     assert response.json()["count"] > 40
+
+
+@pytest.mark.parametrize("actor", ["99999999999999999999999999", "%C2%B2", "nobody-by-this-name"])
+def test_an_actor_that_matches_nobody_is_an_empty_page(world, actor):
+    response = api_client(world.dpo).get(f"{LOG}?actor={actor}")
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 0
+
+
+def test_ids_past_any_row_are_not_found(world):
+    client = api_client(world.dpo)
+    assert client.get(f"{LOG}99999999999999999999999/").status_code == 404
+    response = client.post(f"{LOG}alerts/99999999999999999999999/disposition/", {"disposition": "no_concern", "note": "x"})
+    assert response.status_code == 404
