@@ -94,6 +94,9 @@ DATABASES = {
 }
 # Every request is one transaction: the access events of a request commit with its answer or not at all.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The same backend, knowing SQLite's real parameter limit: a bulk insert stays one statement.
+    DATABASES["default"]["ENGINE"] = "config.db.sqlite3"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A busy timeout so concurrent writers queue instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
