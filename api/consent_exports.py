@@ -47,7 +47,10 @@ class ConsentExportViewSet(ClientDataViewSet):
 
     @extend_schema(
         summary="The latest consent as an HL7 FHIR R4 Consent resource",
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Consent"), 404: None},
+        responses={
+            (200, "application/fhir+json"): OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Consent"),
+            404: None,
+        },
     )
     @action(detail=True, methods=["get"], url_path="fhir-consent")
     def fhir_consent(self, request, pk=None):

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from consent.access.firewall import ClientDataRefused, ReferralNotFound
+from consent.access.firewall import ClientDataRefused, ReferralNotFound, keep_refusal_logged
 from consent.access.log import AccessLogUnavailable
 
 
@@ -68,7 +68,7 @@ def exception_handler(exc, context):
         return _body_too_big()
     # A firewall refusal has already written its denied access event: keep it, roll back nothing else,
     # since the firewall runs before any write.
-    refusal = isinstance(exc, (ReferralNotFound, ClientDataRefused))
+    refusal = exc if isinstance(exc, (ReferralNotFound, ClientDataRefused)) else None
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=_validation_detail(exc))
     elif isinstance(exc, Http404):
@@ -80,8 +80,12 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if not refusal:
+    if refusal is None:
         set_rollback()
+    else:
+        # DRF's handler has marked the request for rollback, and a service's savepoint may have dropped
+        # the denied events already: the firewall puts them back, for every view, not only those that ask.
+        keep_refusal_logged(refusal)
     if isinstance(response.data, dict) and "detail" not in response.data and response.status_code == status.HTTP_400_BAD_REQUEST:
         response.data = {"detail": "Some fields need correcting.", "errors": response.data}
     return response

@@ -63,11 +63,14 @@ class ExplainedInput(StrictSerializer):
         for name, field in fields.items():
             field.error_messages["required"] = f"{name} is required: give {accepted_values(field)}."
             field.error_messages["null"] = f"{name} may not be null: give {accepted_values(field)}."
+            field.error_messages["blank"] = f"{name} may not be blank: give {accepted_values(field)}."
         return fields
 
 
 class ClientInput(ExplainedInput):
-    local_reference = TextField(max_length=64)
+    local_reference = TextField(
+        max_length=64, help_text="the provider's own reference for the client, as in its case-management system"
+    )
     nhs_number = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     year_of_birth = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1900, max_value=2100)
 
@@ -325,6 +328,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     filterset_class = ReferralFilter
     parser_classes = parser_classes()
     serializer_class = ReferralOutput
+    # A refused assignment is logged as the grant or revoke it tried, not as a read.
+    actions_logged_as = {"assignments": Action.GRANT, "unassignment": Action.REVOKE}
     purposes = {
         "consents": firewall.Purpose.CHANGE,
         "withdrawals": firewall.Purpose.CHANGE,
@@ -332,6 +337,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         "discharge": firewall.Purpose.CHANGE,
         "decline": firewall.Purpose.CHANGE,
         "assignments": firewall.Purpose.ASSIGN,
+        "unassignment": firewall.Purpose.ASSIGN,
     }
 
     def safely_get_queryset(self) -> QuerySet:
@@ -478,16 +484,26 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def assignments(self, request, pk=None):
-        from colocation.models import User
-
         data = AssignmentInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        referral = self.get_object()
-        therapist = User.objects.select_related("staff_profile").filter(username=data.validated_data["therapist"]).first()
-        if therapist is None:
-            return Response(
-                {"detail": "Some fields need correcting.", "errors": {"therapist": ["No such user."]}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        firewall.assign_therapist(access_context(request), referral, therapist)
+        if not data.is_valid():
+            # The firewall answers first: anyone but a lead who may assign gets a logged 404 whatever the body.
+            self.get_object()
+            raise serializers.ValidationError(data.errors)
+        referral = firewall.assign_therapist(access_context(request), pk, _staff_member(data.validated_data["therapist"]))
         return Response({"assigned": list(firewall.assigned_therapists(referral).values_list("username", flat=True))}, status=201)
+
+    @extend_schema(
+        summary="Unassign a therapist (clinical lead)",
+        responses={204: OpenApiResponse(description="Unassigned"), 400: OpenApiResponse(description="Not assigned")},
+    )
+    @action(detail=True, methods=["delete"], url_path=r"assignments/(?P<username>[^/]{1,150})")
+    def unassignment(self, request, pk=None, username=None):
+        firewall.unassign_therapist(access_context(request), pk, _staff_member(username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _staff_member(username: str):
+    """The account with this username, if any; the firewall says what is wrong with it after its own check."""
+    from colocation.models import User
+
+    return User.objects.select_related("staff_profile__organisation").filter(username=username).first()

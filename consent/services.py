@@ -151,7 +151,7 @@ def require_recorder(context: AccessContext):
     even parses a body, so such an account learns nothing from validation messages either.
     """
     if is_benefits_agency_account(context.user):
-        firewall.refuse_list_if_not_allowed(context)
+        firewall.refuse_list_if_not_allowed(context, action=Action.CREATE)
     profile = staff_profile_of(context.user)
     if (
         profile is None

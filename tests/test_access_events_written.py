@@ -59,9 +59,7 @@ CASES = [
     Case("GET", "subject-access-export/", "export", allowed="dpo", refused=("therapist", "work_coach")),
     Case("POST", "break-glass/", "break_glass", allowed="other_team_lead", body={"reason": "Safeguarding concern at reception"}),
     Case("POST", "assignments/", "grant", allowed="lead", status=201, body={"therapist": "unassigned"},
-         refused=("therapist", "work_coach"),
-         marks=[pytest.mark.xfail(strict=True, reason="api/referrals.py logs a refused assignment as a read: "
-                                                      "ReferralViewSet needs actions_logged_as = {'assignments': Action.GRANT}")]),
+         refused=("therapist", "work_coach")),
     Case("DELETE", "assignments/unassigned/", "revoke", allowed="lead", status=204, refused=("therapist", "work_coach"),
          state="assigned"),
 ]  # fmt: skip
@@ -188,8 +186,6 @@ def test_creating_a_referral_logs_a_create_for_the_new_client(world):
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="a work coach's create is logged as a denied list: require_recorder calls "
-                                       "refuse_list_if_not_allowed, which always writes Action.LIST")  # fmt: skip
 def test_a_work_coachs_attempt_to_create_is_logged_as_a_denied_create(world):
     body = {"client": {"local_reference": "JCP-1"}, "site": world.site.pk, "referred_on": "2026-09-20",
             "source_of_referral": "M5", "how_heard": "work_coach_suggested", "pathway": "mandated_assessment"}  # fmt: skip

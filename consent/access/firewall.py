@@ -219,8 +219,12 @@ def open_referral(
     action: str = Action.READ,
     base: QuerySet | None = None,
     lock: bool = False,
+    note: str = "",
 ) -> Referral:
-    """The one way to reach a single referral: checked, logged, or refused as not found."""
+    """The one way to reach a single referral: checked, logged, or refused as not found.
+
+    `note` says on the allowed event what was done (e.g. which therapist was assigned).
+    """
     pk = _parse_id(referral_id)
     visible = referrals_visible_to(context.user, purpose, base)
     if lock:
@@ -231,7 +235,7 @@ def open_referral(
         raise ReferralNotFound(_log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404))
     record_access(
         context,
-        [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=200)],
+        [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=200, purpose=note)],
     )
     return referral
 
@@ -264,10 +268,10 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
     return referral
 
 
-def refuse_list_if_not_allowed(context: AccessContext) -> None:
-    """A benefits-agency account is refused every client-data list as a whole, and the attempt logged."""
+def refuse_list_if_not_allowed(context: AccessContext, *, action: str = Action.LIST) -> None:
+    """A benefits-agency account is refused every client-data list (or intake) as a whole, and the attempt logged."""
     if is_benefits_agency_account(context.user):
-        raise ClientDataRefused(_log_refusal(context, action=Action.LIST, referral=None, object_id="", status=403))
+        raise ClientDataRefused(_log_refusal(context, action=action, referral=None, object_id="", status=403))
 
 
 def record_listed(context: AccessContext, referrals) -> None:
@@ -296,8 +300,17 @@ def grant_on_creation(referral: Referral, recorder: User) -> None:
 
 
 @transaction.atomic
-def assign_therapist(context: AccessContext, referral: Referral, therapist: User) -> None:
-    """Grant a therapist of the referral's provider access to it; logged as a grant."""
+def assign_therapist(context: AccessContext, referral_id, therapist: User | None) -> Referral:
+    """Grant a therapist of the referral's provider access to it: one event, the grant (or its refusal).
+
+    The referral is opened here, for assigning, so a user who may not assign gets the logged 404 before
+    anything about the therapist is checked or said.
+    """
+    username = therapist.get_username() if therapist else ""
+    referral = open_referral(context, referral_id, purpose=Purpose.ASSIGN, action=Action.GRANT, lock=True,
+                             note=f"assigned {username}")  # fmt: skip
+    if therapist is None:
+        raise ValidationError({"therapist": "No such account; give the username of a therapist of the referral's provider."})
     refuse_client_data_grant_to(therapist, field="therapist")
     profile = staff_profile_of(therapist)
     if (
@@ -309,26 +322,21 @@ def assign_therapist(context: AccessContext, referral: Referral, therapist: User
         raise ValidationError({"therapist": "Only a therapist or clinical lead of the referral's provider can be assigned."})
     for codename in (VIEW, CHANGE):
         assign_perm(f"consent.{codename}", therapist, referral)
-    record_access(
-        context,
-        [_referral_draft(referral, referral.provider, action=Action.GRANT, outcome=Outcome.ALLOWED, status=200,
-                         purpose=f"assigned {therapist.get_username()}")],
-    )  # fmt: skip
+    return referral
 
 
 @transaction.atomic
-def unassign_therapist(context: AccessContext, referral: Referral, therapist: User) -> None:
-    """Revoke a therapist's access to a referral; logged as a revoke."""
+def unassign_therapist(context: AccessContext, referral_id, therapist: User | None) -> Referral:
+    """Revoke a therapist's direct access to a referral: one event, the revoke (or its refusal)."""
+    username = therapist.get_username() if therapist else ""
+    referral = open_referral(context, referral_id, purpose=Purpose.ASSIGN, action=Action.REVOKE, lock=True,
+                             note=f"unassigned {username}")  # fmt: skip
     # Only a direct assignment is revoked here; the team group's grant stays with the team.
-    if not ReferralUserObjectPermission.objects.filter(user=therapist, content_object=referral).exists():
-        raise ValidationError({"therapist": f"{therapist.get_username()} is not assigned to this referral."})
+    if therapist is None or not ReferralUserObjectPermission.objects.filter(user=therapist, content_object=referral).exists():
+        raise ValidationError({"therapist": f"{username or 'That account'} is not assigned to this referral."})
     for codename in (VIEW, CHANGE):
         remove_perm(f"consent.{codename}", therapist, referral)
-    record_access(
-        context,
-        [_referral_draft(referral, referral.provider, action=Action.REVOKE, outcome=Outcome.ALLOWED, status=200,
-                         purpose=f"unassigned {therapist.get_username()}")],
-    )  # fmt: skip
+    return referral
 
 
 def assigned_therapists(referral: Referral) -> QuerySet:

@@ -1,13 +1,28 @@
 """Object permissions on referrals (guardian, direct foreign keys) and the hash-chained access log."""
 
 from django.db import models
+from guardian.managers import UserObjectPermissionManager
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from colocation.models import Organisation
 
 
+class ReferralUserPermissionManager(UserObjectPermissionManager):
+    def bulk_create(self, objs, *args, **kwargs):
+        # guardian's assign_perm with a queryset of referrals or of users writes through bulk_create, which
+        # never calls save(): the same refusal has to be made here.
+        from consent.access.firewall import refuse_client_data_grant_to
+
+        objs = list(objs)
+        for user in {obj.user for obj in objs}:
+            refuse_client_data_grant_to(user)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class ReferralUserObjectPermission(UserObjectPermissionBase):
     content_object = models.ForeignKey("consent.Referral", on_delete=models.CASCADE)
+
+    objects = ReferralUserPermissionManager()
 
     class Meta(UserObjectPermissionBase.Meta):
         indexes = [models.Index(fields=["user", "permission", "content_object"], name="referral_uperm_lookup")]
