@@ -203,3 +203,32 @@ def test_a_chain_head_that_does_not_match_its_last_event_is_caught(world):
     body = _verify(world.dpo)
     assert body["verified"] is False
     assert "chain head" in body["first_mismatch"]["problem"]
+
+
+def test_a_full_verification_leaves_a_checkpoint_the_report_resumes_from(world):
+    _busy_log(world)
+    full = log.verify_chain(organisation_ids=[world.kent.pk])
+    assert full.verified and full.events_checked == AccessEvent.objects.filter(chain=world.kent).count()
+    api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/")  # one event since
+
+    resumed = log.verify_chain(organisation_ids=[world.kent.pk], resume=True)
+
+    assert resumed.verified
+    assert resumed.events_checked == 1
+    assert resumed.heads == log.verify_chain(organisation_ids=[world.kent.pk]).heads
+
+
+def test_resuming_catches_a_change_to_the_checkpoint_event_or_after_it(world):
+    _busy_log(world)
+    assert log.verify_chain(organisation_ids=[world.kent.pk]).verified
+    checkpoint_event = AccessEvent.objects.filter(chain=world.kent).order_by("-seq").first()
+    api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/")
+    later = AccessEvent.objects.filter(chain=world.kent).order_by("-seq").first()
+
+    _tamper("UPDATE access_accessevent SET status = 500 WHERE id = %s", [later.pk])
+    after = log.verify_chain(organisation_ids=[world.kent.pk], resume=True)
+    assert not after.verified and after.first_mismatch["event_id"] == later.pk
+
+    _tamper("UPDATE access_accessevent SET purpose = 'edited' WHERE id = %s", [checkpoint_event.pk])
+    at = log.verify_chain(organisation_ids=[world.kent.pk], resume=True)
+    assert not at.verified and "checkpoint" in at.first_mismatch["problem"]

@@ -88,7 +88,7 @@ def _clinical_profile(user):
     return profile
 
 
-def _granted(user: User, codename: str) -> QuerySet:
+def _granted(user: User, codename: str, provider_id: int) -> QuerySet:
     """Ids of referrals granted to the user directly or through a group, as one subquery.
 
     A UNION inside IN lets the database plan a semi-join on the referral primary key; the OR of two
@@ -97,7 +97,13 @@ def _granted(user: User, codename: str) -> QuerySet:
     subquery instead, the planner scanned every group grant to find the user's, and it could not tell a
     therapist in no group from a lead in a busy team.
     """
-    on_referrals = {"permission__codename": codename, "permission__content_type__app_label": "consent"}
+    # The provider is checked inside the subquery, on the granted rows only: checked on the outer query,
+    # SQLite (no statistics unless ANALYZE has run) walks every referral of the provider by provider_id.
+    on_referrals = {
+        "permission__codename": codename,
+        "permission__content_type__app_label": "consent",
+        "content_object__provider_id": provider_id,
+    }
     direct = ReferralUserObjectPermission.objects.filter(user_id=user.pk, **on_referrals).values("content_object_id")
     group_ids = list(User.groups.through.objects.filter(user_id=user.pk).values_list("group_id", flat=True))
     if not group_ids:
@@ -129,7 +135,7 @@ def referrals_visible_to(user: User, purpose: Purpose = Purpose.VIEW, base: Quer
     if purpose is Purpose.ASSIGN and profile.role != Role.CLINICAL_LEAD:
         return base.none()
     codename = CHANGE if purpose in (Purpose.CHANGE, Purpose.ASSIGN) else VIEW
-    return own.filter(pk__in=_granted(user, codename))
+    return base.filter(pk__in=_granted(user, codename, profile.organisation_id))
 
 
 def _chains_concerned_by(user: User, referral: Referral | None) -> list[Organisation]:

@@ -331,8 +331,12 @@ def publish(figures: PilotFigures, log_verified_by_provider: dict[int, bool]) ->
 
 
 def log_verification(provider_ids) -> dict[int, bool]:
-    """Whether each provider's access-log chain verifies, walked from its start (cost grows with the log)."""
-    return {pid: verify_chain(organisation_ids=[pid]).verified for pid in sorted(provider_ids)}
+    """Whether each provider's access-log chain verifies, from its last verified checkpoint to its head.
+
+    Resuming keeps the report's cost to the events since the last verification instead of the whole log
+    (at 1M referrals a full walk was 90% of the report's time); the DPO's verify walks the whole chain.
+    """
+    return {pid: verify_chain(organisation_ids=[pid], resume=True).verified for pid in sorted(provider_ids)}
 
 
 def compliance_report(pilot: Pilot, period: Period) -> dict:
