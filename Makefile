@@ -29,8 +29,12 @@ run: seed
 	@echo "Serving on http://$(HOST):$(PORT)/ (API docs at http://$(HOST):$(PORT)/api/docs/)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The suite in parallel workers (pytest-xdist), then the schemathesis fuzzing on its own so its summary line
+# (operations and examples tried) is printed: xdist workers' terminal summaries are not shown.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --ignore=tests/test_schemathesis.py
+	$(BIN)/python -m pytest tests/test_schemathesis.py
 
 lint: install
 	$(BIN)/ruff check .
