@@ -20,7 +20,15 @@ from consent.reports.disclosure import (
     suppress_share,
     withheld_cells,
 )
-from consent.reports.metrics import BREAKDOWNS, JOBCENTRE_SOURCE, Figures, PilotFigures, pilot_figures
+from consent.reports.metrics import (
+    ACCESS_COUNTS,
+    BREAKDOWNS,
+    JOBCENTRE_SOURCE,
+    SIMPLE_COUNTS,
+    Figures,
+    PilotFigures,
+    pilot_figures,
+)
 from consent.reports.periods import Period
 from consent.selectors import Voluntariness
 
@@ -45,17 +53,7 @@ PRINCIPLE_TITLES = {
 # A separation checklist older than this at the end of the period is not evidence of the present.
 REVIEW_VALID_FOR = relativedelta(years=1)
 # The plain counts of a scope, in the order they are published.
-PUBLISHED_COUNTS = (
-    "explicit_consent",
-    "declined",
-    "withdrawals",
-    "withdrawals_citing_pressure",
-    "felt_not_free_to_stop",
-    "employment_goal_raised_by_benefits_agency",
-    "intake_check_recorded",
-    "benefits_agency_access_allowed",
-    "benefits_agency_access_denied",
-)
+PUBLISHED_COUNTS = (*SIMPLE_COUNTS, *ACCESS_COUNTS)
 # remained_voluntary is the voluntary status count at the end of the period: one cell under two names.
 ALIASES = {("remained_voluntary",): ("voluntariness", Voluntariness.VOLUNTARY)}
 
