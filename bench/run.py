@@ -87,6 +87,12 @@ def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | N
     from bench import operations
 
     subject = operations.subject()
+    # As the nightly verify_access_log leaves them in production: checkpoints the report resumes from. The
+    # first time over a world this walks every chain; afterwards only what was written since.
+    from consent.access.log import verify_chain
+
+    if not verify_chain(resume=True).verified:
+        raise RuntimeError("The world's access log does not verify.")
     results = {}
     for op in operations.operations(subject):
         try:
