@@ -161,12 +161,6 @@ class DPOView(GenericAPIView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer, FHIRRenderer]
     filter_backends: list = []
 
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        # A refused benefits-agency attempt is rolled back with its request; its denied events must stay.
-        firewall.keep_refusal_logged(exc)
-        return response
-
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400 and getattr(request, "accepted_renderer", None).__class__ in (CSVRenderer, FHIRRenderer):
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type

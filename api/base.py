@@ -10,9 +10,9 @@ from consent.models import Referral
 
 # The methods through which rows reach a view. A subclass that brings its own version of any of them, whether
 # written in its body or inherited from a mixin listed before this base, could hand out rows the firewall
-# never filtered: filter_queryset is handed the firewall's queryset and could return another one, and
-# handle_exception is what keeps the denied access events of a refused request.
-LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall", "filter_queryset", "handle_exception")
+# never filtered: filter_queryset is handed the firewall's queryset and could return another one. (Denied
+# access events of a refused request are kept by the project's exception handler, api.errors, for every view.)
+LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall", "filter_queryset")
 
 
 def _refuse_bypass(cls) -> None:
@@ -73,12 +73,6 @@ class ClientDataViewSet(GenericViewSet):
             action=self.actions_logged_as.get(self.action, Action.READ),
             base=self._base(),
         )
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        # A refused request is rolled back; its denied access events must not be rolled back with it.
-        firewall.keep_refusal_logged(exc)
-        return response
 
     def list_through_firewall(self, request):
         """Refuse a benefits-agency account as a whole; otherwise one access event per row shown."""

@@ -41,15 +41,7 @@ class HTMLReportRenderer(BaseRenderer):
         return report_html(data, snapshot=getattr(view, "snapshot_meta", None))
 
 
-class ReportAPIView(APIView):
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        # A refused benefits-agency attempt is rolled back with its request; its denied events must stay.
-        firewall.keep_refusal_logged(exc)
-        return response
-
-
-class ReportRenderingView(ReportAPIView):
+class ReportRenderingView(APIView):
     """JSON by default; ?format=csv or ?format=html render the same published report. Errors are always JSON."""
 
     renderer_classes = [JSONRenderer, CSVReportRenderer, HTMLReportRenderer]
@@ -158,7 +150,7 @@ class ComplianceReportView(ReportRenderingView):
         return Response(compliance_report(pilot, period))
 
 
-class SnapshotCreateView(ReportAPIView):
+class SnapshotCreateView(APIView):
     @extend_schema(
         request=inline_serializer(
             "FreezeReport",
@@ -207,7 +199,7 @@ class SnapshotView(ReportRenderingView):
         return Response(output)
 
 
-class SnapshotVerifyView(ReportAPIView):
+class SnapshotVerifyView(APIView):
     @extend_schema(
         responses={
             200: inline_serializer(
