@@ -175,10 +175,14 @@ def _enforce(
     groups: Iterable[tuple[Hashable, list[Hashable]]],
     rank=None,
     exempt: frozenset = frozenset(),
+    exposed=None,
 ) -> set[Hashable]:
-    """Return the keys to withhold: primary cells, plus secondary ones until no group has exactly one.
+    """Return the keys to withhold: primary cells, plus secondary ones until no group gives one away.
 
-    Cells in `exempt` are never withheld as secondary cells (they are published elsewhere as they stand).
+    A group gives a cell away when exactly one of its cells is withheld, or when `exposed(total, parts,
+    withheld)` says the published figures around its withheld cells leave them no room (see
+    report._Cells.exposed). Cells in `exempt` are never withheld as secondary cells (they are published
+    elsewhere as they stand).
     """
     groups = list(groups)
     withheld = {key for key, n in values.items() if _is_primary(n)}
@@ -187,7 +191,8 @@ def _enforce(
         changed = False
         for total_key, part_keys in groups:
             members = [total_key, *part_keys]
-            if sum(key in withheld for key in members) != 1:
+            stars = sum(key in withheld for key in members)
+            if stars == 0 or (stars != 1 and not (exposed and exposed(total_key, part_keys, withheld))):
                 continue
             extra = _pick_secondary(values, withheld | exempt, total_key, part_keys, rank)
             if extra is not None:
@@ -289,6 +294,7 @@ def withheld_cells(
     groups: Iterable[tuple[Hashable, list[Hashable]]],
     rank=None,
     exempt: frozenset = frozenset(),
+    exposed=None,
 ) -> set[Hashable]:
     """The cells to publish as "*" for any set of counts and (total, parts) groups, sharing cells freely.
 
@@ -297,7 +303,7 @@ def withheld_cells(
     """
     for key, n in values.items():
         _check_count(n, f"count at {key!r}")
-    return _enforce(values, groups, rank, frozenset(exempt))
+    return _enforce(values, groups, rank, frozenset(exempt), exposed)
 
 
 def shown_count(n: int, *, withheld: bool) -> int | str:

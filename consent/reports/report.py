@@ -15,6 +15,7 @@ from consent.models import Pathway
 from consent.reports.disclosure import (
     DISCLOSURE_CONTROL,
     STAR,
+    counts_published_as,
     publish_count,
     share_of_published,
     suppress_median,
@@ -102,7 +103,9 @@ class _Cells:
             for path in _cells_of(figures.total):
                 self.groups.append(((TOTAL, *path), [(site, *path) for site in site_ids]))
         self._add_series(figures)
-        self.withheld = withheld_cells(self.values, self.groups, rank=self._rank, exempt=frozenset(self.fixed))
+        self.withheld = withheld_cells(
+            self.values, self.groups, rank=self._rank, exempt=frozenset(self.fixed), exposed=self._exposed
+        )
 
     def _add_series(self, figures: PilotFigures) -> None:
         period = figures.period
@@ -119,6 +122,35 @@ class _Cells:
             self.values[("series", label, "remained_voluntary")] = point.remained_voluntary
             self.keys[("series", label, "remained_voluntary")] = point.remained_voluntary_key
             self.fixed.update({("series", label, "referrals_received"), ("series", label, "remained_voluntary")})
+
+    def _range(self, key: Hashable) -> range:
+        """What a reader knows of a shown cell from its figure alone: the counts the table could have published so."""
+        return counts_published_as(publish_count(self.values[key], self.keys[key]))
+
+    def _exposed(self, total: Hashable, parts: list[Hashable], withheld: set[Hashable]) -> bool:
+        """Whether a group's shown figures pin down the sum of its withheld cells too closely.
+
+        A reader who knows the table bounds the withheld cells' sum by the shown cells' ranges. If the true sum
+        sits exactly at the edge of that bound (a shown total at the top of its range, shown parts at the bottom
+        of theirs), then once the reader knows the other withheld cells, one of them is exact. The server knows
+        the true counts, so it asks for at least one count of room on each side that can be bounded.
+        """
+        starred = [p for p in parts if p in withheld]
+        shown = [p for p in parts if p not in withheld]
+        starred_sum = sum(self.values[p] for p in starred)
+        low_shown = sum(self._range(p).start for p in shown)
+        high_shown = sum(self._range(p).stop - 1 for p in shown)
+        if total in withheld:
+            # Total = shown parts + withheld parts: its lower bound rests on the shown parts' lower bounds.
+            room_below = self.values[total] - low_shown - starred_sum
+            room_above = (high_shown + starred_sum - self.values[total]) if not starred else 1
+            return room_below < 1 or room_above < 1
+        if not starred:
+            return False
+        shown_total = self._range(total)
+        room_above = (shown_total.stop - 1) - low_shown - starred_sum
+        room_below = starred_sum - (shown_total.start - high_shown)
+        return room_above < 1 or (len(starred) == 1 and room_below < 1)
 
     def _rank(self, key: Hashable):
         """Secondary suppression withholds the cell that publishes the smallest figure, then the smallest cell key."""
