@@ -35,8 +35,11 @@ cannot see. Differencing two reports then subtracts two such ranges, never two e
 same set of referrals can never be asked for twice to average its noise away: it publishes the same
 figure every time.
 
-Within a report, secondary suppression picks its extra cell by what is published (the smallest shown
-figure, then the cell key), never by the raw count, so the choice tells a reader nothing more.
+Within a report, secondary suppression also withholds another cell where a group's shown figures leave its
+withheld cells no room: where the largest sum of the withheld cells a reader can infer from the shown
+figures' ranges (counts_published_as) is their true sum (report._Cells._exposed). It picks its extra cell
+by what is published (the smallest shown figure, then the cell key), never by the raw count, so the choice
+tells a reader nothing more. docs/disclosure-control.md has the whole method and how it is tested.
 
 Shares are computed from the published figures (numerator and denominator as shown), to 2 decimals,
 capped at 1; withheld ("*") when either figure is withheld; None when the shown denominator is 0.
