@@ -21,8 +21,9 @@ def _freeze(world, user=None, period="2026-Q3"):
 
 
 def test_it_freezes_the_published_report_with_its_hash_author_time_version_and_log_heads(world):
-    heads_before = chain_heads([world.kent.pk, world.medway.pk])
     live = api_client(world.reviewer).get(f"/api/v1/pilots/{world.pilot.pk}/compliance-report/?period=2026-Q3").json()
+    # Taken after the live request, which is itself an access event on both chains.
+    heads_before = chain_heads([world.kent.pk, world.medway.pk])
     frozen = _freeze(world, world.lead)
 
     stored = ComplianceReportSnapshot.objects.get(pk=frozen["id"])
