@@ -87,3 +87,10 @@ def test_it_steps_by_month_across_a_year_end_and_a_leap_february():
 
 def test_it_has_no_steps_for_an_empty_range():
     assert steps(date(2026, 5, 1), date(2026, 4, 30), "monthly") == []
+
+
+def test_a_period_made_up_in_code_is_taken_by_its_label_only():
+    made_up = Period("2026-Q3", date(2026, 7, 15), date(2026, 7, 15))
+    assert period_of_pilot(PILOT, made_up) == Period("2026-Q3", date(2026, 7, 1), date(2026, 9, 30))
+    with pytest.raises(ValidationError):
+        period_of_pilot(PILOT, Period("2026-07-15/2026-07-15", date(2026, 7, 15), date(2026, 7, 15)))

@@ -105,12 +105,15 @@ def period_of_pilot(pilot, period, *, today: date | None = None) -> Period:
     that does not overlap the pilot at all is refused, naming the pilot's dates.
     """
     pilot_dates = f"the pilot runs from {pilot.starts_on.isoformat()} to {pilot.ends_on.isoformat()}"
+    if isinstance(period, Period):
+        # Only its label counts: a Period made up in code with other dates is not a report's period either.
+        period = period.label
     if isinstance(period, str) and period.strip().lower() == PILOT_TO_DATE:
         today = today or timezone.localdate()
         if today < pilot.starts_on:
             raise ValidationError({"period": f"The pilot has not started yet: {pilot_dates}."})
         return Period(PILOT_TO_DATE, pilot.starts_on, min(pilot.ends_on, today))
-    calendar = period if isinstance(period, Period) else parse_period(period)
+    calendar = parse_period(period)
     start, end = max(calendar.start, pilot.starts_on), min(calendar.end, pilot.ends_on)
     if end < start:
         raise ValidationError({"period": f"{calendar.label} is outside the pilot's dates: {pilot_dates}."})
