@@ -153,3 +153,14 @@ def test_the_html_page_renders_in_headless_chromium_with_the_principle_table_and
     first_badge = next(i for i, p in enumerate(pixels) if _near(p, MET_BACKGROUND)) // width
     first_pale = next(i for i, p in enumerate(pixels) if _near(p, PALE)) // width
     assert first_badge < first_pale
+
+
+def test_json_csv_and_html_say_that_a_star_also_covers_counts_withheld_to_stop_subtraction(world):
+    client = api_client(world.reviewer)
+    url = f"/api/v1/pilots/{world.pilot.pk}/compliance-report/?period=2026-Q3"
+    said = "withheld so that others cannot be worked out by subtraction"
+    assert said in client.get(url).json()["disclosure_control"]
+    rows = list(csv.reader(io.StringIO(client.get(url + "&format=csv").content.decode())))
+    (row,) = [r for r in rows if r[2] == "disclosure_control"]
+    assert said in row[4] and "1-7" in row[4]
+    assert said in client.get(url + "&format=html").content.decode()
