@@ -4,8 +4,9 @@
 how heard, voluntariness status, flags and a random record key, exactly as consent.Referral stores them.
 `all_reports` publishes, through the real report.publish, every report a reader may ask for: every month,
 quarter and year the pilot touches, clipped to its dates, and the pilot to date. Everything in such a world
-happens on the day of the referral, so every count adds up across periods: a reader of this world has more
-exact relations to work with than a reader of a real pilot, whose consents and withdrawals arrive later.
+happens on the day of the referral, so the counts as at the end of a period (consent, checks, withdrawals)
+add up across periods exactly: the relations a reader can count on in any pilot (they only grow) are as tight
+here as they can ever be.
 
 `Adversary` is the reader: see its docstring for the strategy.
 """
@@ -34,6 +35,11 @@ BREAKDOWNS = {
 }
 FLAGS = tuple(SIMPLE_COUNTS)
 INF = float("inf")
+# Counts of what referrals are (received, pathway, source, how heard) add up exactly across periods. Counts as at
+# the end of a period (consent, checks, declines, withdrawals) only grow: a quarter's is at least the sum of its
+# months'. Voluntariness statuses as at the end of a period have no such relation (a status can change).
+ADDS_UP = {"referrals_received", *(f"{b}/{c}" for b, cats in BREAKDOWNS.items() if b != "voluntariness" for c in cats)}
+GROWS = set(FLAGS)
 
 
 @dataclass
@@ -203,8 +209,12 @@ class Adversary:
     count that some cell key publishes as v (disclosure.counts_published_as, the documented table). It then
     writes down every exact relation the reports' structure gives:
 
-    - nested periods: every quarter, year and the pilot to date is the sum of its months, every year the sum of
-      its quarters and the pilot the sum of its years;
+    - nested periods: every count of what referrals are (received, pathway, source, how heard) of a quarter,
+      year and the pilot to date is the sum of its months', every year's the sum of its quarters' and the
+      pilot's the sum of its years'; a count as at the end of a period (consent, checks, declines, withdrawals,
+      and those whose voluntariness is known) is at least the sum of its months' (it only grows), which in
+      these worlds holds with equality, the tightest it can be; voluntariness statuses, which can change,
+      are tied across periods only through those;
     - sites: every count of the pilot is the sum of that count over the sites;
     - breakdowns: referrals received is the sum of each breakdown (pathway, source, how heard, voluntariness);
     - parts of a whole: every plain count is at most the referrals received, a withdrawal citing pressure is a
@@ -232,6 +242,7 @@ class Adversary:
         self.hi: list[float] = []
         self.equalities: list[tuple[int, list[int]]] = []
         self.at_most: list[tuple[int, int]] = []
+        self.at_least_sum: list[tuple[int, list[int]]] = []
         self.ratios: list[tuple[int, int, float]] = []
         self.metrics = ["referrals_received", *(f"{b}/{c}" for b, cats in BREAKDOWNS.items() for c in cats), *FLAGS]
         self.month_sets = {frozenset([m]) for m in world.months}
@@ -320,17 +331,25 @@ class Adversary:
             for scope in scopes:
                 for metric in self.metrics:
                     self.var(months, scope, metric)
+                known = [self.var(months, scope, f"voluntariness/{s}") for s in ("voluntary", "concern", "not_voluntary")]
+                self.equalities.append((self.var(("known", months, scope), None, ""), known))
         for months in sets:
             singles = [frozenset([m]) for m in sorted(months)]
             inner = [s for s in sets if s < months and len(s) > 1]
+            tilings = [singles, *self._tilings(months, inner)] if len(months) > 1 else []
             for scope in scopes:
                 for metric in self.metrics:
                     whole = self.var(months, scope, metric)
-                    if len(months) > 1:
-                        self._sum(whole, [self.var(s, scope, metric) for s in singles])
-                        # Any exact tiling of the period by smaller published periods (quarters in a year...).
-                        for tiling in self._tilings(months, inner):
-                            self._sum(whole, [self.var(s, scope, metric) for s in tiling])
+                    for tiling in tilings:
+                        parts = [self.var(s, scope, metric) for s in tiling]
+                        if metric in ADDS_UP:
+                            self._sum(whole, parts)
+                        elif metric in GROWS:
+                            self.at_least_sum.append((whole, parts))
+                # Those known at the end of each month are still known at the end of the period.
+                for tiling in tilings:
+                    self.at_least_sum.append((self.var(("known", months, scope), None, ""),
+                                              [self.var(("known", s, scope), None, "") for s in tiling]))  # fmt: skip
             for metric in self.metrics:
                 self._sum(self.var(months, "total", metric), [self.var(months, s, metric) for s in self.world.sites])
             for scope in scopes:
@@ -341,9 +360,7 @@ class Adversary:
                     self.at_most.append((self.var(months, scope, flag), received))
                 pressured, withdrawn = (self.var(months, scope, f) for f in ("withdrawals_citing_pressure", "withdrawals"))
                 self.at_most.append((pressured, withdrawn))
-                known = [self.var(months, scope, f"voluntariness/{s}") for s in ("voluntary", "concern", "not_voluntary")]
                 known_total = self.var(("known", months, scope), None, "")
-                self.equalities.append((known_total, known))
                 for flag in ("explicit_consent", "intake_check_recorded"):
                     self.at_most.append((known_total, self.var(months, scope, flag)))
 
@@ -388,6 +405,13 @@ class Adversary:
                     low = lo[whole] - others_high if others_high != INF else 0
                     high = hi[whole] - others_low
                     changed |= self._tighten(p, max(low, 0), high)
+            for whole, parts in self.at_least_sum:
+                # whole >= sum of parts: the whole is at least their lower bounds; a part at most the whole's upper
+                # bound less the others' lower bounds.
+                low_sum = sum(lo[p] for p in parts)
+                changed |= self._tighten(whole, low_sum, hi[whole])
+                for p in parts:
+                    changed |= self._tighten(p, lo[p], hi[whole] - (low_sum - lo[p]))
             for small, big in self.at_most:
                 changed |= self._tighten(small, lo[small], hi[big])
                 changed |= self._tighten(big, lo[small], hi[big])
