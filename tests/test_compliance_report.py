@@ -160,17 +160,19 @@ def documented_rule(n: int, key: int) -> int | str:
         return 0
     if n <= 7:
         return STAR
-    perturbation = ((key + 101 * n) * 163 % 256) % 5 - 2
+    perturbation = ((key + 101 * n) * 163 % 256) % 7 - 3
     return max(10, 5 * int((n + perturbation) / 5 + 0.5))
 
 
 def test_the_documented_rule_by_hand():
-    # 23 with key 23: (23 + 2323) * 163 = 382398, mod 256 = 190, mod 5 = 0: perturbation -2, 21 -> 20.
+    # 23 with key 23: (23 + 2323) * 163 = 382398, mod 256 = 190, mod 7 = 1: perturbation -2, 21 -> 20.
     assert documented_rule(23, 23) == 20
-    # 20 with key 20: (20 + 2020) * 163 = 332520, mod 256 = 232, mod 5 = 2: perturbation 0, 20 -> 20.
+    # 20 with key 20: (20 + 2020) * 163 = 332520, mod 256 = 232, mod 7 = 1: perturbation -2, 18 -> 20.
     assert documented_rule(20, 20) == 20
-    # 10 with key 10: (10 + 1010) * 163 = 166260, mod 256 = 116, mod 5 = 1: perturbation -1, 9 -> 10.
-    assert documented_rule(10, 10) == 10
+    # 12 with key 12: (12 + 1212) * 163 = 199512, mod 256 = 88, mod 7 = 4: perturbation +1, 13 -> 15.
+    assert documented_rule(12, 12) == 15
+    # 8 with key 0: (808 * 163) mod 256 = 120, mod 7 = 1: perturbation -2, 6 -> 5, but never below 10.
+    assert documented_rule(8, 0) == 10
 
 
 def _flat(scope: dict) -> dict:
@@ -220,7 +222,7 @@ def test_it_publishes_the_hand_counted_pilot_by_the_documented_rule(counted):
     assert "cell-key" in report["disclosure_control"] and "withheld so that others cannot be worked out" in report["disclosure_control"]
     totals = report["totals"]
     # By hand: 23 referrals, key 23, published 20; 20 consents published 20; 17 voluntary (key 17:
-    # (17 + 1717) * 163 mod 256 = 18, mod 5 = 3, perturbation +1: 18) published 20.
+    # (17 + 1717) * 163 mod 256 = 18, mod 7 = 4, perturbation +1: 18) published 20.
     assert (totals["referrals_received"], totals["explicit_consent"], totals["remained_voluntary"]) == (20, 20, 20)
     # Shares of the published figures: 20/20 both, where the raw counts (20/23, 17/20) would give more away.
     assert totals["explicit_consent_share"] == 1.0 and totals["remained_voluntary_share"] == 1.0

@@ -84,7 +84,7 @@ def test_it_rejects_anything_but_a_non_negative_int(n):
 
 def test_it_describes_the_rule():
     # What JSON and CSV say with every report: the HES rule, the cell key, and that * also covers second cells.
-    assert DISCLOSURE_CONTROL.startswith("counts 1-7 shown as *, others rounded to a multiple of 5 within 4 of the count")
+    assert DISCLOSURE_CONTROL.startswith("counts 1-7 shown as *, others rounded to a multiple of 5 within 5 of the count")
     assert "cell-key" in DISCLOSURE_CONTROL
     assert "* also covers counts withheld so that others cannot be worked out by subtraction" in DISCLOSURE_CONTROL
 

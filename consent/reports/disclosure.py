@@ -24,13 +24,13 @@ stored random record key from 0 to 255 (consent.Referral.record_key). A cell's k
 record keys of the referrals it counts, modulo 256, so the same set of referrals always has the same
 cell key, in every report, period, site, breakdown and format. A count of 8 or more is published as
 
-    max(10, 5 * round((n + p) / 5)),  p = perturbation(n, cell key), one of -2, -1, 0, 1, 2,
+    max(10, 5 * round((n + p) / 5)),  p = perturbation(n, cell key), one of -3 to 3,
 
-where the perturbation table looks up ((cell key + 101 n) * 163 mod 256) mod 5 - 2: for every count
-the 256 cell keys spread evenly over the five perturbations (163 is odd, so the lookup is a
-permutation of the keys). A published figure is therefore within 4 of the count and a multiple of 5;
+where the perturbation table looks up ((cell key + 101 n) * 163 mod 256) mod 7 - 3: for every count
+the 256 cell keys spread evenly over the seven perturbations (163 is odd, so the lookup is a
+permutation of the keys). A published figure is therefore within 5 of the count and a multiple of 5;
 a reader who knows this table, but not the secret record keys, learns from a published v only that the
-count lies in a range of about nine values (for 10: 8 to 14), and where in it depends on keys they
+count lies in a range of eleven values (for 10: 8 to 15), and where in it depends on keys they
 cannot see. Differencing two reports then subtracts two such ranges, never two exact figures, and the
 same set of referrals can never be asked for twice to average its noise away: it publishes the same
 figure every time.
@@ -53,7 +53,7 @@ from collections.abc import Hashable, Iterable
 
 STAR = "*"
 DISCLOSURE_CONTROL = (
-    "counts 1-7 shown as *, others rounded to a multiple of 5 within 4 of the count (ONS cell-key method: "
+    "counts 1-7 shown as *, others rounded to a multiple of 5 within 5 of the count (ONS cell-key method: "
     "the same referrals always give the same figure); * also covers counts withheld so that others cannot be "
     "worked out by subtraction; shares are computed from the figures as shown"
 )
@@ -64,7 +64,7 @@ ROUND_TO = 5
 # The cell-key method: record keys are 0..RECORD_KEY_MODULUS-1 and cell keys are sums modulo it.
 RECORD_KEY_MODULUS = 256
 # Perturbations run from -PERTURBATION_REACH to +PERTURBATION_REACH.
-PERTURBATION_REACH = 2
+PERTURBATION_REACH = 3
 # The smallest figure a count of 8 or more is published as.
 SMALLEST_PUBLISHED = 10
 
@@ -104,7 +104,7 @@ def cell_key(key_sum: int) -> int:
 
 
 def perturbation(n: int, key: int) -> int:
-    """The perturbation table: the fixed perturbation, -2 to 2, of a count n in a cell with this cell key."""
+    """The perturbation table: the fixed perturbation, -3 to 3, of a count n in a cell with this cell key."""
     spread = 2 * PERTURBATION_REACH + 1
     return ((key + 101 * n) * 163 % RECORD_KEY_MODULUS) % spread - PERTURBATION_REACH
 
