@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "api.middleware.RequestIdMiddleware",
+    # A database that cannot be reached, from opening the request's transaction to committing it: 503, Retry-After.
+    "api.middleware.DatabaseUnavailableMiddleware",
     # AxesMiddleware last, as django-axes asks.
     "axes.middleware.AxesMiddleware",
 ]
