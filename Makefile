@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate seed lint bench bench-postgres serve-production report-png clean
+.PHONY: run test install migrate seed lint bench bench-postgres serve-production loadtest report-png clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -50,6 +50,19 @@ serve-production: install
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/python manage.py migrate --noinput
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/python manage.py collectstatic --noinput -v0
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/gunicorn -c config/gunicorn.conf.py config.wsgi:application
+
+# The load test (bench/locustfile.py) against an instance already served, e.g. `make serve-production` on
+# PostgreSQL, then bench/loadtest_check.py against the same DATABASE_URL: every answer held to the database.
+# See bench/README.md for the full recipe and the figures.
+LOADTEST_HOST ?= http://127.0.0.1:8000
+LOADTEST_USERS ?= 16
+LOADTEST_SPAWN_RATE ?= 4
+LOADTEST_DURATION ?= 2m
+loadtest: install
+	$(BIN)/locust -f bench/locustfile.py --headless --host $(LOADTEST_HOST) --users $(LOADTEST_USERS) \
+		--spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_DURATION) --csv bench/results/loadtest \
+		--stop-timeout 30 --only-summary --exit-code-on-error 0
+	$(BIN)/python -m bench.loadtest_check $(LOADTEST_CHECK_ARGS)
 
 # The compliance report's HTML page rendered by headless Chromium (Debian's chromium), for a look or print.
 report-png: seed
