@@ -132,8 +132,9 @@ class Clinician(Journey):
         answer = self.call("therapist_list", "GET", f"/api/v1/referrals/?page={page}", expect={200},
                            recorded_from=lambda body: {"rows": [row["id"] for row in body.get("results", [])]})  # fmt: skip
         rows = [row["id"] for row in (answer or {}).get("results", [])]
-        if answer is not None:
-            self.pages = min(3, -(-answer.get("count", 0) // max(len(rows), 1)) or 1)
+        if answer is not None and page == 1 and rows:
+            # Page 1 is full whenever there is a page 2: its length is the page size.
+            self.pages = min(3, -(-answer.get("count", 0) // len(rows)))
         self.referrals = rows or self.referrals
         if rows and len(seen_referrals) < 500:
             seen_referrals.append(random.choice(rows))
