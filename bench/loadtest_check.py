@@ -1,7 +1,8 @@
 """After a load test: hold the database to what the load test saw, answer by answer.
 
     python -m bench.loadtest_check [--record bench/results/loadtest-requests.jsonl]
-                                   [--stats bench/results/loadtest_stats.csv] [--allow-unavailable]
+                                   [--stats bench/results/loadtest_stats.csv] [--server-log GUNICORN_LOG]
+                                   [--allow-unavailable]
 
 Run with the DATABASE_URL of the served instance. It reads the answers that bench/locustfile.py recorded (each
 with the request id the server put in X-Request-ID) and checks, in the database the server wrote to:
@@ -226,31 +227,64 @@ def check_chain(check: Check) -> dict:
     return {"verified": verified, "verify_access_log": out.getvalue().strip().splitlines()}
 
 
-def latency_table(stats_path: Path | None, answers: list[dict], header: dict) -> tuple[list[dict], str]:
-    """Per kind: answers, statuses, and locust's percentiles (ms) when its CSV is there."""
+def server_times(server_log: Path | None) -> dict[str, int]:
+    """Milliseconds each request spent in a gunicorn worker, by request id, from its access log
+    (config/gunicorn.conf.py writes `...ms request_id=...`): the time served, without the wait for a free worker."""
+    times: dict[str, int] = {}
+    if server_log and server_log.exists():
+        with server_log.open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                found = _SERVED.search(line)
+                if found:
+                    times[found["request_id"]] = int(found["ms"])
+    return times
+
+
+_SERVED = re.compile(r" (?P<ms>\d+)ms request_id=(?P<request_id>[A-Za-z0-9._-]+)")
+
+
+def _percentile(values: list[int], p: int):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def latency_table(stats_path: Path | None, server_log: Path | None, answers: list[dict], header: dict) -> tuple[list[dict], str]:
+    """Per kind: answers, statuses, locust's percentiles (ms, as the client saw them) when its CSV is there, and
+    the time served in the worker when the server's access log is given."""
     rows: dict[str, dict] = {}
     if stats_path and stats_path.exists():
         with stats_path.open(encoding="utf-8") as stats:
             for row in csv.DictReader(stats):
                 rows[row["Name"]] = row
-    statuses = defaultdict(Counter)
+    served = server_times(server_log)
+    statuses, served_ms = defaultdict(Counter), defaultdict(list)
     for answer in answers:
         statuses[answer["kind"]][answer["status"]] += 1
+        if answer["request_id"] in served:
+            served_ms[answer["kind"]].append(served[answer["request_id"]])
     elapsed = header.get("stopped", max(a["at"] for a in answers)) - header["started"]
     table = []
-    lines = ["| kind | requests | req/s | statuses | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| kind | requests | req/s | statuses | p50 ms | p95 ms | p99 ms | max ms | served p50 / p95 ms |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+
+    def line(name, count, status_text, stat, in_worker):
+        worst = stat.get("Max Response Time")
+        served_text = f"{_percentile(in_worker, 50)} / {_percentile(in_worker, 95)}" if in_worker else "-"
+        return (f"| {name} | {count} | {count / elapsed:.1f} | {status_text} | {stat.get('50%')} | {stat.get('95%')} "
+                f"| {stat.get('99%')} | {worst and round(float(worst))} | {served_text} |")  # fmt: skip
+
     for kind in sorted(statuses):
         stat = rows.get(kind, {})
         entry = {"kind": kind, "requests": sum(statuses[kind].values()), "statuses": dict(sorted(statuses[kind].items())),
-                 "p50": stat.get("50%"), "p95": stat.get("95%"), "p99": stat.get("99%"),
-                 "max": stat.get("Max Response Time")}  # fmt: skip
+                 "p50": stat.get("50%"), "p95": stat.get("95%"), "p99": stat.get("99%"), "max": stat.get("Max Response Time"),
+                 "served_p50": _percentile(served_ms[kind], 50), "served_p95": _percentile(served_ms[kind], 95)}  # fmt: skip
         table.append(entry)
         status_text = ", ".join(f"{s}: {n}" for s, n in entry["statuses"].items())
-        lines.append(f"| {kind} | {entry['requests']} | {entry['requests'] / elapsed:.1f} | {status_text} | {entry['p50']} "
-                     f"| {entry['p95']} | {entry['p99']} | {entry['max'] and round(float(entry['max']))} |")  # fmt: skip
-    total = rows.get("Aggregated", {})
-    lines.append(f"| **all** | {len(answers)} | {len(answers) / elapsed:.1f} | | {total.get('50%')} | {total.get('95%')} "
-                 f"| {total.get('99%')} | {total.get('Max Response Time') and round(float(total['Max Response Time']))} |")  # fmt: skip
+        lines.append(line(kind, entry["requests"], status_text, stat, served_ms[kind]))
+    everything = [ms for values in served_ms.values() for ms in values]
+    lines.append(line("**all**", len(answers), "", rows.get("Aggregated", {}), everything))
     return table, "\n".join(lines)
 
 
@@ -259,6 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--record", type=Path, default=RESULTS / "loadtest-requests.jsonl")
     parser.add_argument("--stats", type=Path, default=RESULTS / "loadtest_stats.csv", help="locust's --csv stats file")
     parser.add_argument("--summary", type=Path, default=RESULTS / "loadtest-summary.json")
+    parser.add_argument("--server-log", type=Path, help="gunicorn's access log of the run, for the time served per kind")
     parser.add_argument("--allow-unavailable", action="store_true", help="accept 503s with Retry-After (an outage run)")
     args = parser.parse_args(argv)
     _configure()
@@ -272,7 +307,7 @@ def main(argv=None) -> int:
     events = check_events(check, header, answers, allow_unavailable=args.allow_unavailable)
     intakes = check_intakes(check, header, answers)
     chain = check_chain(check)
-    table, text = latency_table(args.stats, answers, header)
+    table, text = latency_table(args.stats, args.server_log, answers, header)
     elapsed = header.get("stopped", max(a["at"] for a in answers)) - header["started"]
     print(text)
     print(f"\nrun {header['run']} against {header.get('host')} on {connection.vendor}: {len(answers)} answers in {elapsed:.0f} s "
@@ -282,7 +317,11 @@ def main(argv=None) -> int:
     print(f"intakes: {intakes['intakes_answered_201']} answered 201 -> {intakes['clients']} clients, {intakes['referrals']} "
           f"referrals; {intakes['intakes_failed']} not 201; consents: {intakes['consents_answered_201']} answered 201 -> "
           f"{intakes['consent_records']} records")  # fmt: skip
-    summary = {"run": header["run"], "host": header.get("host"), "database": connection.vendor, "answers": len(answers),
+    # The machine matters to the timings: the figures in bench/README.md were taken on a shared one.
+    machine = {"checked_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+               "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    summary = {"run": header["run"], "host": header.get("host"), "database": connection.vendor, "machine": machine,
+               "answers": len(answers),
                "seconds": round(elapsed, 1), "per_second": round(len(answers) / elapsed, 1), "kinds": table,
                "events": events, "intakes": intakes, "chain": chain, "failures": check.failures}  # fmt: skip
     args.summary.parent.mkdir(parents=True, exist_ok=True)
