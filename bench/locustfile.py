@@ -28,8 +28,6 @@ PASSWORD = os.environ.get("LOADTEST_PASSWORD", "demo-pass-2026")
 RECORD = os.environ.get("LOADTEST_RECORD", "bench/results/loadtest-requests.jsonl")
 # Distinguishes this run's intakes (their local references) from every other run's on the same database.
 RUN = os.environ.get("LOADTEST_RUN") or time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:4]
-# Standard periods only (DESIGN.md): a year, a quarter, a month.
-PERIODS = ("2026", "2026-Q1", "2026-Q2", "2026-Q3", "2026-07", "2026-09")
 ACKNOWLEDGEMENTS = dict.fromkeys(("attendance_is_optional", "no_effect_on_benefits", "service_separate_from_jobcentre",
                                   "nothing_shared_with_jobcentre", "free_to_withdraw"), True)  # fmt: skip
 
@@ -44,7 +42,7 @@ _intake_number = 0
 def _open_record(environment, **kwargs):
     global _record_file
     os.makedirs(os.path.dirname(RECORD) or ".", exist_ok=True)
-    _record_file = open(RECORD, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed at its end
+    _record_file = open(RECORD, "w", encoding="utf-8")  # open for the whole run, closed when it stops
     _write({"run": RUN, "host": environment.host, "started": time.time()})
 
 
@@ -53,6 +51,16 @@ def _close_record(environment, **kwargs):
     if _record_file is not None:
         _write({"run": RUN, "stopped": time.time()})
         _record_file.close()
+
+
+def standard_periods(pilot: dict) -> list[str]:
+    """The standard periods (DESIGN.md: a year, a quarter, a month, never a from/to window) the pilot runs in."""
+    first, last = date.fromisoformat(pilot["starts_on"]), date.fromisoformat(pilot["ends_on"] or pilot["starts_on"])
+    periods, month = set(), first.replace(day=1)
+    while month <= last:
+        periods |= {f"{month.year}", f"{month.year}-Q{(month.month - 1) // 3 + 1}", f"{month:%Y-%m}"}
+        month = (month + timedelta(days=32)).replace(day=1)
+    return sorted(periods)
 
 
 def _write(entry: dict):
@@ -196,12 +204,13 @@ class Reviewer(Journey):
 
     def on_start(self):
         super().on_start()
-        self.pilots = [pilot["id"] for pilot in self.get("/api/v1/pilots/", "setup_pilots").get("results", [])]
+        self.pilots = {p["id"]: standard_periods(p) for p in self.get("/api/v1/pilots/", "setup_pilots").get("results", [])}
 
     @task
     def compliance_report(self):
         if self.pilots:
-            pilot, period = random.choice(self.pilots), random.choice(PERIODS)
+            pilot = random.choice(list(self.pilots))
+            period = random.choice(self.pilots[pilot])
             self.call("reviewer_report", "GET", f"/api/v1/pilots/{pilot}/compliance-report/?period={period}", expect={200})
 
 
@@ -214,7 +223,7 @@ class WorkCoach(Journey):
     def on_start(self):
         super().on_start()
         # Sites and pilots are what a work coach may read; the pilots' reports are not.
-        self.pilots = [pilot["id"] for pilot in self.get("/api/v1/pilots/", "setup_pilots").get("results", [])] or [1]
+        self.pilots = {p["id"]: standard_periods(p) for p in self.get("/api/v1/pilots/", "setup_pilots").get("results", [])}
 
     @task(2)
     def open_a_referral(self):
@@ -227,5 +236,7 @@ class WorkCoach(Journey):
 
     @task(1)
     def read_a_report(self):
-        pilot, period = random.choice(self.pilots), random.choice(PERIODS)
-        self.call("work_coach_report", "GET", f"/api/v1/pilots/{pilot}/compliance-report/?period={period}", expect={403})
+        if self.pilots:
+            pilot = random.choice(list(self.pilots))
+            period = random.choice(self.pilots[pilot])
+            self.call("work_coach_report", "GET", f"/api/v1/pilots/{pilot}/compliance-report/?period={period}", expect={403})
