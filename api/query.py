@@ -6,6 +6,7 @@ The accepted names are read back from the OpenAPI schema itself (api.schema), so
 the check are one declaration.
 """
 
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
 
@@ -46,7 +47,7 @@ class DeclaredQueryOnly:
     def perform_content_negotiation(self, request, force=False):
         try:
             return super().perform_content_negotiation(request, force)
-        except exceptions.NotFound:
+        except (Http404, exceptions.NotFound):
             # `?format=` names a format this view has no renderer for: answered as a 400 by initial(), once
             # the caller is known, instead of DRF's bare 404.
             return super().perform_content_negotiation(request, force=True)
@@ -60,4 +61,7 @@ class DeclaredQueryOnly:
             return
         errors = undeclared_query_errors(declared, request.query_params)
         if errors:
+            # Explained in JSON (every API view's first renderer), whichever format was asked for.
+            renderer = self.get_renderers()[0]
+            request.accepted_renderer, request.accepted_media_type = renderer, renderer.media_type
             raise exceptions.ValidationError(errors)
