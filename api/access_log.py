@@ -522,6 +522,9 @@ class AlertListView(DPOView):
 
 
 class DispositionView(DPOView):
+    # What OPTIONS describes for POST (DRF's metadata asks the view for its serializer).
+    serializer_class = DispositionInput
+
     @extend_schema(
         tags=[DPO],
         summary="Record your decision on an alert",

@@ -18,15 +18,23 @@ def _accepted(declared: dict) -> str:
     return ", ".join(sorted(declared)) if declared else "none"
 
 
-def undeclared_query_errors(declared: dict, query) -> dict[str, list[str]]:
-    """Each query parameter that is not declared, or a format the operation does not offer, with what is accepted."""
+def _typed(schema: dict) -> bool:
+    """Whether a parameter's schema asks for more than any text: a date, a number, one of a list, a pattern."""
+    return schema.get("type") not in (None, "string") or any(key in schema for key in ("format", "enum", "pattern", "$ref"))
+
+
+def undeclared_query_errors(declared: dict[str, dict], query) -> dict[str, list[str]]:
+    """Each query parameter that is not declared, or that is empty where a value is typed, or a format not offered."""
     errors = {}
-    for name in query:
+    for name, values in query.lists():
         if name not in declared:
             errors[name[:100]] = [f"Unknown query parameter; this operation accepts: {_accepted(declared)}."]
+        elif "" in values and _typed(declared[name]):
+            # django-filter would read an empty value as "not given" and quietly return everything.
+            errors[name] = [f"{name} is empty: give a value or leave the parameter out."]
     format_name = api_settings.URL_FORMAT_OVERRIDE
-    offered = declared.get(format_name)
-    if format_name in query and format_name in declared and offered:
+    offered = declared.get(format_name, {}).get("enum")
+    if format_name in query and offered and format_name not in errors:
         asked = query.get(format_name)
         if asked not in offered:
             errors[format_name] = [f"{str(asked)[:20]!r} is not offered here; choose one of: {', '.join(offered)}."]

@@ -8,12 +8,27 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.access_log import ChainHeadOutput
+from api.schema import ContractCharField
 from colocation.models import Cadence
 from consent.models import HowHeard, Pathway
 from consent.reports.report import INSUFFICIENT, MET, NOT_MET, PRINCIPLE_TITLES
 from consent.selectors import Voluntariness
 
 COUNT = {"$ref": "#/components/schemas/PublishedCount"}
+# A standard period as consent.reports.periods parses it: a year, a quarter or a month, 2000 to 2099.
+PERIOD_PATTERN = r"^\s*20[0-9]{2}(-[Qq][1-4]|-(0[1-9]|1[0-2]))?\s*$"
+
+
+# Built with type(): one of its fields is named "from", a Python keyword.
+FreezeReportInput = type("FreezeReportInput", (serializers.Serializer,), {
+    "__doc__": "The period to freeze: `period`, or `from` and `to` (the view reads the body; this says what it accepts).",
+    "__module__": __name__,
+    "refuses_unknown_fields": True,
+    "period": ContractCharField(required=False, help_text="A year (2026), a quarter (2026-Q3) or a month (2026-07).",
+                                schema_extra={"pattern": PERIOD_PATTERN}),
+    "from": serializers.DateField(required=False, help_text="The first day, with to, instead of period."),
+    "to": serializers.DateField(required=False, help_text="The last day, with from."),
+})  # fmt: skip
 
 
 @extend_schema_field(COUNT)

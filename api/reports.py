@@ -3,8 +3,8 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -12,7 +12,13 @@ from rest_framework.views import APIView
 
 from api.context import access_context
 from api.query import DeclaredQueryOnly
-from api.report_outputs import ComplianceReportOutput, SnapshotOutput, SnapshotVerificationOutput
+from api.report_outputs import (
+    PERIOD_PATTERN,
+    ComplianceReportOutput,
+    FreezeReportInput,
+    SnapshotOutput,
+    SnapshotVerificationOutput,
+)
 from api.schema import DPO, LEAD, REVIEWER
 from consent.access import firewall
 from consent.reports import selectors
@@ -64,8 +70,9 @@ class ReportRenderingView(ReportView):
         return super().perform_content_negotiation(request, force)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        # A 400 or 404 explains itself in the project's JSON error shape, whatever format was asked for.
-        if response.status_code >= 400:
+        # A 400 or 404 explains itself in the project's JSON error shape, whatever format was asked for; so
+        # does OPTIONS, whose answer describes the view rather than holding a report.
+        if response.status_code >= 400 or request.method == "OPTIONS":
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code < 400 and getattr(request.accepted_renderer, "format", "") in ("csv", "html"):
@@ -89,7 +96,6 @@ def _period_from(values) -> object:
     return parse_period(values.get("period"), start=values.get("from"), end=values.get("to"))
 
 
-PERIOD_PATTERN = r"^\s*20[0-9]{2}(-[Qq][1-4]|-(0[1-9]|1[0-2]))?\s*$"
 PERIOD_PARAMETERS = [
     OpenApiParameter("period", {"type": "string", "pattern": PERIOD_PATTERN},
                      description="A standard period: a year (2026), a quarter (2026-Q3) or a month (2026-07)."),
@@ -152,14 +158,7 @@ class SnapshotCreateView(ReportView):
             "so a professional body can check later that what it was sent is what the system produced."
         ),
         operation_id="compliance_report_freeze",
-        request=inline_serializer(
-            "FreezeReportInput",
-            {
-                "period": serializers.CharField(required=False, help_text="A year (2026), a quarter (2026-Q3) or a month (2026-07)."),
-                "from": serializers.DateField(required=False, help_text="The first day, with to, instead of period."),
-                "to": serializers.DateField(required=False, help_text="The last day, with from."),
-            },
-        ),
+        request=FreezeReportInput,
         responses={201: SnapshotOutput},
     )
     def post(self, request, pilot_id: int):

@@ -13,6 +13,7 @@
 """
 
 import threading
+from contextvars import ContextVar
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -248,8 +249,10 @@ def postprocess(result, generator, request, public):
 
 # ---- the schema of each operation -------------------------------------------------------------------------
 
-# (view class, action, method) -> {query parameter name: its enum or None}, filled as operations are built.
-_DECLARED_QUERY: dict[tuple, dict[str, list | None]] = {}
+# (view class, action, method) -> {query parameter name: its schema}: collected while a schema is generated for
+# the purpose (in that thread only), then published whole, so no request ever reads a half-built table.
+_COLLECTING: ContextVar[dict | None] = ContextVar("collecting_query_parameters", default=None)
+_DECLARED_QUERY: dict[tuple, dict[str, dict]] | None = None
 _BUILDING = threading.Lock()
 
 
@@ -257,15 +260,22 @@ def _operation_key(view, method: str) -> tuple:
     return type(view), getattr(view, "action", None), method.upper()
 
 
-def declared_query_parameters(view, method: str) -> dict[str, list | None] | None:
+def declared_query_parameters(view, method: str) -> dict[str, dict] | None:
     """The query parameters the schema declares for this view's operation, or None if it documents none."""
+    global _DECLARED_QUERY
     method = "GET" if method.upper() == "HEAD" else method.upper()
-    if not _DECLARED_QUERY:
+    if _DECLARED_QUERY is None:
         with _BUILDING:
-            if not _DECLARED_QUERY:
+            if _DECLARED_QUERY is None:
                 from drf_spectacular.generators import SchemaGenerator
 
-                SchemaGenerator().get_schema(request=None, public=True)
+                collected: dict = {}
+                token = _COLLECTING.set(collected)
+                try:
+                    SchemaGenerator().get_schema(request=None, public=True)
+                finally:
+                    _COLLECTING.reset(token)
+                _DECLARED_QUERY = collected
     return _DECLARED_QUERY.get(_operation_key(view, method))
 
 
@@ -283,9 +293,13 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
+        if direction != "request":
+            return schema
         contract = [name for name, field in serializer.fields.items() if getattr(field, "required_by_contract", False)]
-        if direction == "request" and contract:
+        if contract:
             schema["required"] = sorted(set(schema.get("required", [])) | set(contract))
+        if getattr(serializer, "refuses_unknown_fields", False):
+            schema["additionalProperties"] = False  # an unknown field is a 400 naming the accepted ones
         return schema
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
@@ -305,11 +319,13 @@ class AutoSchema(SpectacularAutoSchema):
             if code.isdigit() and int(code) >= 400:
                 description = response.get("description") or ERROR_DESCRIPTIONS.get(code, "An error.")
                 responses[code] = {"description": description, "content": {"application/json": {"schema": error.ref}}}
-        _DECLARED_QUERY[_operation_key(self.view, method)] = {
-            parameter["name"]: parameter.get("schema", {}).get("enum")
-            for parameter in operation.get("parameters", [])
-            if parameter["in"] == "query"
-        }
+        collecting = _COLLECTING.get()
+        if collecting is not None:
+            collecting[_operation_key(self.view, method)] = {
+                parameter["name"]: parameter.get("schema", {})
+                for parameter in operation.get("parameters", [])
+                if parameter["in"] == "query"
+            }
         return operation
 
     def _error_codes(self, operation: dict) -> set[str]:
