@@ -153,3 +153,18 @@ def test_the_formats_the_log_offers_answer_in_their_own_media_type(world, fmt):
     response = api_client(world.dpo).get(f"/api/v1/access-events/?format={fmt}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith({"csv": "text/csv", "fhir": "application/fhir+json"}[fmt])
+
+
+@pytest.mark.parametrize("query", ["referred_before=", "site=", "status=", "page_size=", "page="])
+def test_an_empty_value_where_a_value_is_typed_is_a_400_not_everything(world, query):
+    # django-filter reads an empty value as "not given": the list would quietly return every row.
+    response = api_client(world.therapist).get(f"/api/v1/referrals/?{query}")
+    assert response.status_code == 400
+    name = query.rstrip("=")
+    assert response.json()["errors"][name] == [f"{name} is empty: give a value or leave the parameter out."]
+
+
+def test_an_empty_search_is_no_search(world):
+    response = api_client(world.therapist).get("/api/v1/referrals/?search=")
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
