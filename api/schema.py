@@ -96,13 +96,13 @@ def _accepts_null(schema: dict) -> bool:
     return schema.get("nullable") is True and "type" in schema
 
 
-def _strict(schema: dict) -> dict:
+def strict_nullable(schema: dict) -> dict:
     """A nullable schema without a type of its own, rewritten as `oneOf` with a null-only member."""
     if not (schema.get("nullable") is True and "type" not in schema):
         return schema
     rest = {key: value for key, value in schema.items() if key != "nullable"}
     if "$ref" in rest:
-        members, rest = [{"$ref": rest.pop("$ref")}], rest
+        members = [{"$ref": rest.pop("$ref")}]
     elif "allOf" in rest and len(rest["allOf"]) == 1:
         members = rest.pop("allOf")
     elif "oneOf" in rest or "anyOf" in rest:
@@ -110,7 +110,7 @@ def _strict(schema: dict) -> dict:
     else:
         return schema
     if not any(_accepts_null(member) or member == NULL_ONLY for member in members):
-        members = [*members, NULL_ONLY]
+        members = [*members, dict(NULL_ONLY)]
     return {**rest, "oneOf": members}
 
 
@@ -128,7 +128,7 @@ def _with_contract(schema: dict) -> dict:
 
 def _walk(value):
     if isinstance(value, dict):
-        return _strict(_with_contract({key: _walk(item) for key, item in value.items()}))
+        return strict_nullable(_with_contract({key: _walk(item) for key, item in value.items()}))
     if isinstance(value, list):
         return [_walk(item) for item in value]
     return value

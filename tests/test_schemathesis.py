@@ -27,6 +27,7 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.feedback import FeedbackSources
 from schemathesis.pytest._test_builder import build_operation_test
@@ -111,11 +112,6 @@ def config_for(token: str) -> schemathesis.Config:
         ],
         "suppress-health-check": ["all"],
     })  # fmt: skip
-
-
-@pytest.fixture(params=ROLES)
-def role(request):
-    return request.param
 
 
 @pytest.fixture
@@ -206,6 +202,19 @@ def known_path_parameters(ids: dict, operation) -> dict:
     if "username" in names:
         known["username"] = "therapist"
     return known if set(known) == names else {}
+
+
+def test_the_run_applies_every_check_schemathesis_has_and_tries_every_method():
+    load_all_checks()
+    schema = load_schema(None, "token")
+    for operation in (result.ok() for result in schema.get_all_operations()):
+        for phase in ("examples", "coverage", "fuzzing"):
+            config = schema.config.checks_config_for(operation=operation, phase=phase)
+            disabled = [check.__name__ for check in CHECKS.get_all() if not config.get_by_name(name=check.__name__).enabled]
+            assert not disabled, (operation.label, phase, disabled)
+        phases = schema.config.phases_for(operation=operation)
+        assert phases.examples.enabled and phases.coverage.enabled and phases.fuzzing.enabled
+        assert {"get", "put", "post", "patch", "delete", "options", "trace"} <= set(phases.coverage.unexpected_methods)
 
 
 @pytest.mark.parametrize("role", ROLES)
