@@ -15,6 +15,7 @@ schema-valid body may still be a 400 that names the field.
 
 import json
 from collections import Counter
+from contextlib import contextmanager
 
 import pytest
 import schemathesis
@@ -114,12 +115,13 @@ def config_for(token: str) -> schemathesis.Config:
     })  # fmt: skip
 
 
-@pytest.fixture
+@contextmanager
 def wsgi_app():
     """The WSGI application, with Django's per-request connection cleanup held off as its test client does.
 
     Otherwise the end of the first request closes the connection that holds the test's transaction (on
-    PostgreSQL), and every later request fails.
+    PostgreSQL), and every later request fails. Entered after any use of Django's test client, which puts
+    the cleanup back after each of its requests.
     """
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
@@ -218,21 +220,22 @@ def test_the_run_applies_every_check_schemathesis_has_and_tries_every_method():
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_it_answers_every_operation_within_its_schema_as_each_role(world, wsgi_app, role):
+def test_it_answers_every_operation_within_its_schema_as_each_role(world, role):
     ids = real_ids(world)
     signed_in = api_client().post("/api/v1/auth/token/", {"username": USERNAMES[role], "password": PASSWORD}, format="json")
     assert signed_in.status_code == 200, signed_in.content
     token = signed_in.json()["token"]
-    schema = load_schema(wsgi_app, token)
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 35
     failures = {}
-    for operation in operations:
-        try:
-            run_operation(schema, operation, role)
-            known = known_path_parameters(ids, operation)
-            if known:
-                run_on_known_ids(operation, role, {"Authorization": f"Token {token}"}, known)
-        except (Exception, FailureGroup) as failure:  # every operation is tried; the failures are reported together
-            failures[operation.label] = str(failure)
+    with wsgi_app() as app:
+        schema = load_schema(app, token)
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert len(operations) >= 35
+        for operation in operations:
+            try:
+                run_operation(schema, operation, role)
+                known = known_path_parameters(ids, operation)
+                if known:
+                    run_on_known_ids(operation, role, {"Authorization": f"Token {token}"}, known)
+            except (Exception, FailureGroup) as failure:  # every operation is tried; the failures are reported together
+                failures[operation.label] = str(failure)
     assert not failures, "\n\n".join(f"{role} {label}:\n{text}" for label, text in failures.items())
