@@ -135,6 +135,19 @@ def referrals_for_list(*, filters: dict | None = None) -> QuerySet:
     return with_voluntariness(queryset).order_by("-referred_on", "-created_at", "pk")
 
 
+def search_referrals(queryset: QuerySet, text: str, *, exact: bool = False) -> QuerySet:
+    """The referrals of `queryset` whose client's local reference is `text` (exact) or contains it, ignoring case.
+
+    Hand it the firewall's queryset (referrals_visible_to): it narrows what the user may already see and never
+    widens it, so nobody finds a client by reference outside their own assignment.
+    """
+    text = text.strip()
+    if not text:
+        return queryset
+    lookup = "client__local_reference__iexact" if exact else "client__local_reference__icontains"
+    return queryset.filter(**{lookup: text})
+
+
 def referral_detail() -> QuerySet:
     """The base queryset of one referral with everything under it."""
     return with_voluntariness(
