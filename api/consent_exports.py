@@ -5,11 +5,13 @@ consent, and consent.fhir / consent.receipts build the document.
 """
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.urls import include, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
@@ -19,7 +21,19 @@ from consent.access import firewall
 from consent.access.models import Action
 from consent.fhir import fhir_consent
 from consent.models import Referral
-from consent.receipts import consent_receipt
+from consent.receipts import consent_receipt, receipt_html
+
+
+class PrintableReceiptRenderer(BaseRenderer):
+    """`?format=html`: the receipt as a printable page for the client (the view renders it itself)."""
+
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only errors reach here (a 404 has no page of its own): say them as plain text.
+        return str((data or {}).get("detail", "")).encode("utf-8") if isinstance(data, dict) else b""
 
 
 class ConsentExportViewSet(ClientDataViewSet):
@@ -62,11 +76,19 @@ class ConsentExportViewSet(ClientDataViewSet):
             "`receipt` holds the Kantara v1.1 fields; `signature` an Ed25519 signature over the canonical JSON of "
             "`receipt` (keys sorted, no whitespace, UTF-8). Verify with `python manage.py verify_consent_receipt FILE`."
         ),
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="{receipt, signature}"), 404: None},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="{receipt, signature}"),
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="?format=html: a printable page for the client"),
+            404: None,
+        },
     )
-    @action(detail=True, methods=["get"], url_path="consent-receipt")
+    @action(detail=True, methods=["get"], url_path="consent-receipt",
+            renderer_classes=[JSONRenderer, BrowsableAPIRenderer, PrintableReceiptRenderer])  # fmt: skip
     def consent_receipt(self, request, pk=None):
-        return Response(consent_receipt(self._latest_consent()))
+        consent = self._latest_consent()
+        if request.accepted_renderer.format == "html":
+            return HttpResponse(receipt_html(consent), content_type="text/html; charset=utf-8")
+        return Response(consent_receipt(consent))
 
 
 router = SimpleRouter()

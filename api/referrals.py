@@ -113,6 +113,12 @@ class WithdrawalInput(ExplainedInput):
     withdrawn_at = serializers.DateTimeField()
     reason = ChoiceField(choices=WithdrawalReason.choices)
     supersedes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    # Absent: the client withdraws from therapy (the episode ends). Given: only these uses are withdrawn, each its
+    # own append-only record, and therapy goes on.
+    scopes = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=20, required=False,
+        help_text=f"withdraw only these uses, from: {', '.join(s for s in ConsentScope.values if s != 'treatment')}",
+    )  # fmt: skip
 
 
 class CheckInput(ExplainedInput):
@@ -238,6 +244,14 @@ class WithdrawalOutput(serializers.Serializer):
     recorded_at = serializers.DateTimeField(read_only=True)
 
 
+class ScopeWithdrawalOutput(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    scope = serializers.CharField(read_only=True)
+    withdrawn_at = serializers.DateTimeField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
 class CheckOutput(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     checked_at = serializers.DateTimeField(read_only=True)
@@ -265,6 +279,7 @@ class DeclineOutput(serializers.Serializer):
 class ReferralDetailOutput(ReferralOutput):
     consents = ConsentOutput(many=True, read_only=True)
     withdrawals = WithdrawalOutput(many=True, read_only=True)
+    scope_withdrawals = ScopeWithdrawalOutput(many=True, read_only=True)
     voluntariness_checks = CheckOutput(many=True, read_only=True)
     discharge = serializers.SerializerMethodField()
     decline = serializers.SerializerMethodField()
@@ -309,6 +324,12 @@ class ReferralFilter(filters.FilterSet):
                                         error_messages=_DATE_MESSAGES)  # fmt: skip
     referred_before = filters.DateFilter(field_name="referred_on", lookup_expr="lte", input_formats=["%Y-%m-%d"],
                                          error_messages=_DATE_MESSAGES)  # fmt: skip
+    # Both search the client's local reference, inside the firewall's queryset: only the caller's own clients.
+    search = filters.CharFilter(method="by_local_reference", max_length=64)
+    local_reference = filters.CharFilter(method="by_local_reference", max_length=64)
+
+    def by_local_reference(self, queryset, name, value):
+        return selectors.search_by_local_reference(queryset, value)
 
 
 def _detail(referral_id, request, access="assigned"):
@@ -409,10 +430,22 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         services.record_consent(context=access_context(request), referral_id=pk, template=template, **values)
         return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Record a withdrawal of consent", request=WithdrawalInput, responses={201: ReferralDetailOutput})
+    @extend_schema(
+        summary="Withdraw from therapy, or (with scopes) withdraw only some uses and stay in therapy",
+        request=WithdrawalInput,
+        responses={201: ReferralDetailOutput},
+    )
     @action(detail=True, methods=["post"])
     def withdrawals(self, request, pk=None):
-        return self._record(request, WithdrawalInput, services.record_withdrawal, pk)
+        values = self._parse(request, WithdrawalInput, pk)
+        if "scopes" in values:
+            if values.pop("supersedes") is not None:
+                firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
+                raise serializers.ValidationError({"supersedes": ["A withdrawal of uses supersedes nothing; leave it out."]})
+            services.record_scope_withdrawal(context=access_context(request), referral_id=pk, **values)
+        else:
+            services.record_withdrawal(context=access_context(request), referral_id=pk, **values)
+        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Record a voluntariness check", request=CheckInput, responses={201: ReferralDetailOutput})
     @action(detail=True, methods=["post"], url_path="voluntariness-checks")

@@ -4,4 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
+    # The pages people use: after the API so that /api/... always reaches the API.
+    path("", include("web.urls")),
 ]

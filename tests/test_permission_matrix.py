@@ -335,6 +335,8 @@ MATRIX = [
 # agency account can never be staff (StaffProfile refuses it), and it registers no client-data model at all,
 # which test_the_admin_registers_no_client_data_model below holds it to.
 SKIPPED_PREFIXES = ("admin/",)
+# The web pages have a matrix of their own (tests/test_web_permission_matrix.py), which walks them the same way.
+SKIPPED_URLCONFS = ("web.urls",)
 
 
 def project_patterns(patterns=None, prefix=""):
@@ -342,6 +344,8 @@ def project_patterns(patterns=None, prefix=""):
     for entry in get_resolver().url_patterns if patterns is None else patterns:
         route = prefix + str(entry.pattern)
         if any(route.startswith(skipped) for skipped in SKIPPED_PREFIXES):
+            continue
+        if isinstance(entry, URLResolver) and getattr(entry.urlconf_name, "__name__", entry.urlconf_name) in SKIPPED_URLCONFS:
             continue
         if isinstance(entry, URLResolver):
             yield from project_patterns(entry.url_patterns, route)
