@@ -8,10 +8,11 @@ register = template.Library()
 @register.filter
 def field_kind(bound_field) -> str:
     widget = bound_field.field.widget
-    if isinstance(widget, forms.RadioSelect):
-        return "radios"
+    # CheckboxSelectMultiple is a kind of RadioSelect in Django: asked first.
     if isinstance(widget, forms.CheckboxSelectMultiple):
         return "checkboxes"
+    if isinstance(widget, forms.RadioSelect):
+        return "radios"
     if isinstance(widget, forms.CheckboxInput):
         return "checkbox"
     if isinstance(widget, forms.Select):
@@ -40,3 +41,10 @@ def is_checked(choice_value, bound_field) -> bool:
 def is_group(label) -> bool:
     """Whether a choice's label is a group of choices (an optgroup)."""
     return isinstance(label, list | tuple)
+
+
+@register.filter
+def shown_value(bound_field) -> str:
+    """The field's value as its widget writes it (a date as YYYY-MM-DD, a time as the input expects)."""
+    value = bound_field.field.widget.format_value(bound_field.value())
+    return "" if value is None else value
