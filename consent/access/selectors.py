@@ -138,6 +138,10 @@ class AlertGroup:
     denied: int
 
     @property
+    def actor_organisation_label(self) -> str:
+        return OrganisationKind(self.actor_organisation_kind).label if self.actor_organisation_kind in OrganisationKind.values else ""
+
+    @property
     def key(self) -> str:
         """How a form names the group: the actor's id (or name, for an unknown actor) and the day."""
         return f"{self.actor_id if self.actor_id is not None else 'name:' + self.actor_name}/{self.day.isoformat()}"
