@@ -7,3 +7,6 @@ urlpatterns = [
     # The pages people use: after the API so that /api/... always reaches the API.
     path("", include("web.urls")),
 ]
+
+# An unrouted path gets the pages' own "page not found" (the API's paths are answered in JSON by its middleware).
+handler404 = "web.pages.page_not_found"

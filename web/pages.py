@@ -83,3 +83,8 @@ def page(view):
             return render_page(request, "web/unavailable.html", {"message": str(unavailable)}, status=503)
 
     return wrapped
+
+
+def page_not_found(request, exception=None):
+    """The project's 404 for paths nobody routes (config.urls.handler404): the same page the firewall's refusals get."""
+    return not_found(request)

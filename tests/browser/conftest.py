@@ -19,13 +19,13 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR", "")
 
-# Playwright's sync API runs an event loop in this thread; the test's own ORM reads (rows counted) are plain
-# synchronous calls, and the live server answers from its own thread.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
-def chromium():
+@pytest.fixture
+def chromium(monkeypatch):
+    """A browser per test: Playwright's sync API runs an event loop in this thread while it is open, so the test's
+    own ORM reads (rows counted) are allowed for its length only, never for the tests that follow."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         pytest.fail("Chromium is missing: install Debian's package (apt-get install chromium); .ci/run does.")
     from playwright.sync_api import sync_playwright

@@ -137,3 +137,34 @@ def test_the_work_coach_sees_nothing(visitor, browser_world):
         person.accessible()
     refused = AccessEvent.objects.filter(actor_id=w.work_coach.pk, outcome="denied")
     assert refused.count() >= 5  # the start page and each attempt, all refused and logged
+
+
+def test_every_other_page_passes_the_accessibility_check(visitor, browser_world):
+    """The pages the four journeys do not visit: the lead's, the remaining record forms, a snapshot."""
+    w = browser_world
+    lead = visitor("lead", PASSWORD)
+    page = lead.page
+    lead.accessible("lead-clients")
+    for path in (f"/clients/{w.referral.pk}/voluntariness-check/", f"/clients/{w.referral.pk}/decline/",
+                 f"/clients/{w.referral.pk}/discharge/", f"/clients/{w.referral.pk}/receipt/", "/break-glass/"):  # fmt: skip
+        page.goto(path)
+        lead.accessible()
+    page.goto(f"/clients/{w.referral.pk}/assignments/")
+    page.select_option("#id_therapist", "unassigned")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    assert "Assigned unassigned" in page.inner_text("main")
+    lead.accessible("lead-assignments")
+    page.goto("/break-glass/")
+    page.fill("#id_referral", str(w.referral.pk))
+    page.fill("#id_reason", "Safeguarding concern raised at reception")
+    page.click("button:has-text('Open the record')")
+    assert "Opened by break-glass" in page.inner_text("main") and "9434765919" not in page.content()
+    lead.accessible("lead-break-glass")
+    page.goto(f"/reports/{w.pilot.pk}/?period=2026-Q3")
+    page.click("button:has-text('Freeze this report as a snapshot')")
+    assert "Snapshot" in page.locator("h1").inner_text()
+    page.click("button:has-text('Verify this snapshot')")
+    assert "Verified" in page.inner_text("main")
+    lead.accessible("lead-snapshot")
+    page.goto("/no-such-page/")
+    lead.accessible()
