@@ -118,6 +118,17 @@ class DispositionInput(StrictSerializer):
     note = TextField(max_length=4000)
 
 
+class GroupDispositionInput(StrictSerializer):
+    actor = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, allow_null=True, default=None,
+                                     help_text="the actor's user id, as the group gives it; null for an unknown actor")  # fmt: skip
+    actor_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="",
+                                       help_text="the actor's name at the time, for a group with no actor id")  # fmt: skip
+    day = serializers.DateField(help_text="the group's day, YYYY-MM-DD, in the service's time zone")
+    up_to = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="the group's last_seq as you were shown it")
+    disposition = ChoiceField(choices=Disposition.choices)
+    note = TextField(max_length=4000)
+
+
 class VerifyInput(serializers.Serializer):
     against = serializers.RegexField(
         re.compile(r"^[0-9a-f]{64}$"),
@@ -521,6 +532,38 @@ class AlertListView(DPOView):
         return self.get_paginated_response([_alert_as_dict(event) for event in page])
 
 
+class AlertGroupListView(DPOView):
+    @extend_schema(summary="The open alerts grouped by actor and day, newest first", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        _dpo_only(request)
+        groups = selectors.alert_groups_for_dpo(request.user)
+        return Response({"results": [
+            {"actor": g.actor_id, "actor_name": g.actor_name, "actor_organisation_kind": g.actor_organisation_kind,
+             "day": g.day, "alerts": g.alerts, "denied": g.denied, "first_seq": g.first_seq, "last_seq": g.last_seq}
+            for g in groups
+        ]})  # fmt: skip
+
+
+class GroupDispositionView(DPOView):
+    @extend_schema(
+        summary="One disposition for a whole group of alerts (one actor, one day): one append-only record per alert",
+        request=GroupDispositionInput,
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request):
+        _dpo_only(request)
+        values = _parsed(GroupDispositionInput, request.data)
+        try:
+            records = services.record_group_disposition(
+                user=request.user, actor_id=values["actor"], actor_name=values["actor_name"], day=values["day"],
+                up_to_seq=values["up_to"], disposition=values["disposition"], note=values["note"],
+            )  # fmt: skip
+        except services.AlertNotFound:
+            raise NotFound("No open alerts of that actor on that day in your organisation's log.") from None
+        return Response({"decided": len(records), "alerts": [record.event_id for record in records],
+                         "disposition": values["disposition"]}, status=status.HTTP_201_CREATED)  # fmt: skip
+
+
 class DispositionView(DPOView):
     # What OPTIONS describes for POST (DRF's metadata asks the view for its serializer).
     serializer_class = DispositionInput
@@ -630,6 +673,8 @@ urlpatterns: list = [
     path("access-events/", AccessEventListView.as_view(), name="access-event-list"),
     path("access-events/alerts/", AlertListView.as_view(), name="access-alert-list"),
     path("access-events/alerts/<int:pk>/disposition/", DispositionView.as_view(), name="access-alert-disposition"),
+    path("access-events/alert-groups/", AlertGroupListView.as_view(), name="access-alert-group-list"),
+    path("access-events/alert-groups/disposition/", GroupDispositionView.as_view(), name="access-alert-group-disposition"),
     path("access-events/verify/", VerifyView.as_view(), name="access-verify"),
     path("access-events/<int:pk>/", AccessEventDetailView.as_view(), name="access-event-detail"),
     path("", include(router.urls)),

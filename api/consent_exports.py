@@ -5,11 +5,14 @@ consent, and consent.fhir / consent.receipts build the document.
 """
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.urls import include, path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
@@ -21,7 +24,19 @@ from consent.access import firewall
 from consent.access.models import Action
 from consent.fhir import fhir_consent
 from consent.models import ConsentScope, Referral
-from consent.receipts import consent_receipt
+from consent.receipts import consent_receipt, receipt_html
+
+
+class PrintableReceiptRenderer(BaseRenderer):
+    """`?format=html`: the receipt as a printable page for the client (the view renders it itself)."""
+
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only errors reach here (a 404 has no page of its own): say them as plain text.
+        return str((data or {}).get("detail", "")).encode("utf-8") if isinstance(data, dict) else b""
 
 # ---- the documents, as the schema names them (FHIR's and Kantara's own camelCase field names) -----------------
 
@@ -83,6 +98,20 @@ class NothingDisclosedOutput(serializers.Serializer):
     statement = serializers.CharField()
 
 
+class ScopeWithdrawnOutput(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=ConsentScope.choices)
+    withdrawnAt = serializers.IntegerField(help_text="Seconds since the epoch.")
+
+
+class ReceiptStatusOutput(serializers.Serializer):
+    """In force, or ended by withdrawal or discharge; and the uses withdrawn one by one since."""
+
+    state = code_field("in_force", "withdrawn", "ended_by_discharge")
+    scopesInForce = serializers.ListField(child=serializers.ChoiceField(choices=ConsentScope.choices))
+    scopesWithdrawn = ScopeWithdrawnOutput(many=True)
+    endedOn = serializers.DateField(required=False, help_text="The day the consent ended, when it has.")
+
+
 class KantaraReceiptOutput(serializers.Serializer):
     """The Kantara Consent Receipt v1.1 fields of the latest consent, plus the statement of what is not disclosed."""
 
@@ -102,6 +131,8 @@ class KantaraReceiptOutput(serializers.Serializer):
     nothingDisclosedTo = NothingDisclosedOutput(many=True)
     acknowledgements = AcknowledgementsOutput()
     consentRecordedAt = serializers.IntegerField(help_text="Seconds since the epoch.")
+    consentStatus = ReceiptStatusOutput(help_text="Where the consent stands as the receipt is issued (not a Kantara field).")
+    howToWithdraw = serializers.CharField(help_text="How the client withdraws, in plain English (not a Kantara field).")
 
 
 class ReceiptSignatureOutput(serializers.Serializer):
@@ -167,11 +198,19 @@ class ConsentExportViewSet(ClientDataViewSet):
             "signature over the canonical JSON of `receipt` (keys sorted, no whitespace, UTF-8); check it with "
             "`python manage.py verify_consent_receipt FILE`. 404 until consent has been recorded."
         ),
-        responses=ConsentReceiptOutput,
+        parameters=[OpenApiParameter("format", str, enum=["json", "html"], description="json (default) or html: a printable page for the client.")],
+        responses={
+            (200, "application/json"): ConsentReceiptOutput,
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="?format=html: a printable page for the client"),
+        },
     )
-    @action(detail=True, methods=["get"], url_path="consent-receipt")
+    @action(detail=True, methods=["get"], url_path="consent-receipt",
+            renderer_classes=[JSONRenderer, BrowsableAPIRenderer, PrintableReceiptRenderer])  # fmt: skip
     def consent_receipt(self, request, pk=None):
-        return Response(consent_receipt(self._latest_consent()))
+        consent = self._latest_consent()
+        if request.accepted_renderer.format == "html":
+            return HttpResponse(receipt_html(consent), content_type="text/html; charset=utf-8")
+        return Response(consent_receipt(consent))
 
 
 router = SimpleRouter()

@@ -175,6 +175,12 @@ class WithdrawalInput(ExplainedInput):
     supersedes = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, help_text="To correct an earlier withdrawal: its id."
     )
+    # Absent: the client withdraws from therapy (the episode ends). Given: only these uses are withdrawn, each its
+    # own append-only record, and therapy goes on.
+    scopes = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=20, required=False,
+        help_text=f"withdraw only these uses, from: {', '.join(s for s in ConsentScope.values if s != 'treatment')}",
+    )  # fmt: skip
 
 
 class CheckInput(ExplainedInput):
@@ -358,6 +364,14 @@ class WithdrawalOutput(serializers.Serializer):
     recorded_at = serializers.DateTimeField(read_only=True)
 
 
+class ScopeWithdrawalOutput(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    scope = serializers.CharField(read_only=True)
+    withdrawn_at = serializers.DateTimeField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    recorded_at = serializers.DateTimeField(read_only=True)
+
+
 class CheckOutput(serializers.Serializer):
     """A voluntariness check (append-only)."""
 
@@ -393,6 +407,7 @@ class ReferralDetailOutput(ReferralOutput):
 
     consents = ConsentOutput(many=True, read_only=True)
     withdrawals = WithdrawalOutput(many=True, read_only=True)
+    scope_withdrawals = ScopeWithdrawalOutput(many=True, read_only=True)
     voluntariness_checks = CheckOutput(many=True, read_only=True)
     discharge = serializers.SerializerMethodField()
     decline = serializers.SerializerMethodField()
@@ -596,17 +611,27 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
     @extend_schema(
         tags=CLINICIANS,
-        summary="Record that the client withdrew",
+        summary="Withdraw from therapy, or (with scopes) withdraw only some uses and stay in therapy",
         description=(
-            "The client is free to withdraw at any time with no consequence. The referral becomes `withdrawn`; a "
-            "withdrawal citing pressure marks it as a concern in its voluntariness and in the compliance report."
+            "The client is free to withdraw at any time with no consequence. Without `scopes` the referral becomes "
+            "`withdrawn`; a withdrawal citing pressure marks it as a concern in its voluntariness and in the compliance "
+            "report. With `scopes` (say, `contact_by_sms`) only those uses end, each as its own append-only record, and "
+            "therapy carries on; `treatment` cannot be withdrawn this way (withdraw from therapy instead)."
         ),
         request=WithdrawalInput,
         responses=RECORDED,
     )
     @action(detail=True, methods=["post"])
     def withdrawals(self, request, pk=None):
-        return self._record(request, WithdrawalInput, services.record_withdrawal, pk)
+        values = self._parse(request, WithdrawalInput, pk)
+        if "scopes" in values:
+            if values.pop("supersedes") is not None:
+                firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
+                raise serializers.ValidationError({"supersedes": ["A withdrawal of uses supersedes nothing; leave it out."]})
+            services.record_scope_withdrawal(context=access_context(request), referral_id=pk, **values)
+        else:
+            services.record_withdrawal(context=access_context(request), referral_id=pk, **values)
+        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         tags=CLINICIANS,

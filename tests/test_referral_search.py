@@ -1,6 +1,7 @@
 """Finding a client by the provider's local reference: only among the referrals the firewall lets the user see."""
 
 import pytest
+from django.test import Client
 
 from consent import selectors
 from consent.access import firewall
@@ -81,3 +82,14 @@ def test_a_search_costs_the_same_number_of_queries_whatever_the_number_of_matche
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = therapist.get("/api/v1/referrals/?search=KTT")
     assert response.json()["count"] == 12
+
+
+def test_the_web_search_finds_only_the_users_own_clients(world):
+    page = Client()
+    page.force_login(world.unassigned_therapist)
+    html = page.get("/clients/?q=KTT-000123").content.decode()
+    # The search box keeps what was typed; no client is found behind it.
+    assert "No clients match this search" in html and str(world.referral.pk) not in html
+    page.force_login(world.therapist)
+    html = page.get("/clients/?q=000123").content.decode()
+    assert "KTT-000123" in html and "1 found" in html

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "consent.access",
     "consent.reports",
     "api",
+    "web",
 ]
 
 MIDDLEWARE = [
