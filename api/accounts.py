@@ -14,7 +14,9 @@ from rest_framework.views import APIView
 
 from api.context import access_context
 from api.fields import StrictSerializer, parser_classes
-from colocation.models import User
+from api.query import DeclaredQueryOnly
+from api.schema import ACCOUNT
+from colocation.models import OrganisationKind, Role, User
 from colocation.selectors import staff_profile_of
 from consent.access import firewall
 
@@ -44,7 +46,7 @@ class SignInRateThrottle(ScopedRateThrottle):
         return super().get_ident(request)
 
 
-class TokenView(APIView):
+class TokenView(DeclaredQueryOnly, APIView):
     """Exchange a username and password for a token; repeated failures lock the account for a while."""
 
     authentication_classes = []
@@ -54,6 +56,13 @@ class TokenView(APIView):
     parser_classes = parser_classes()
 
     @extend_schema(
+        tags=[ACCOUNT],
+        summary="Sign in: a token for a username and password",
+        description=(
+            "Send the token back as `Authorization: Token <token>`. Five failed attempts lock the account for a while "
+            "(429 with code locked_out); wrong credentials are a 400 with code invalid_credentials."
+        ),
+        operation_id="auth_token_create",
         request=TokenInput,
         responses={200: TokenOutput, 400: OpenApiResponse(description="Wrong username or password"),
                    429: OpenApiResponse(description="Locked out after repeated failures, or throttled")},
@@ -88,21 +97,31 @@ class TokenView(APIView):
 
 
 class OrganisationRef(serializers.Serializer):
+    """The organisation an account belongs to."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=OrganisationKind.choices)
 
 
 class MeOutput(serializers.Serializer):
+    """The signed-in account: its organisation and role (null for an account without a staff profile)."""
+
     username = serializers.CharField()
     organisation = OrganisationRef(allow_null=True)
-    role = serializers.CharField(allow_null=True)
+    role = serializers.ChoiceField(choices=Role.choices, allow_null=True)
 
 
-class MeView(APIView):
+class MeView(DeclaredQueryOnly, APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=MeOutput)
+    @extend_schema(
+        tags=[ACCOUNT],
+        summary="The signed-in account",
+        description="Your username, your organisation (id, name, kind) and your role.",
+        operation_id="me_retrieve",
+        responses=MeOutput,
+    )
     def get(self, request):
         profile = staff_profile_of(request.user)
         return Response(
