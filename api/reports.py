@@ -135,10 +135,10 @@ class ComplianceReportView(ReportRenderingView):
         try:
             super().initial(request, *args, **kwargs)
         except ValidationError as error:
-            # A window (from, to) or any other parameter is not a report's period: say which periods are.
+            # A window (from, to) is not a report's period: say which periods are.
             if isinstance(error.detail, dict):
-                for name in error.detail:
-                    if name != "format":
+                for name in ("from", "to"):
+                    if name in error.detail:
                         error.detail[name] = [*error.detail[name], ACCEPTED_FORMS]
             raise
 
