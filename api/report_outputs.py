@@ -15,20 +15,18 @@ from consent.reports.report import INSUFFICIENT, MET, NOT_MET, PRINCIPLE_TITLES
 from consent.selectors import Voluntariness
 
 COUNT = {"$ref": "#/components/schemas/PublishedCount"}
-# A standard period as consent.reports.periods parses it: a year, a quarter or a month, 2000 to 2099.
-PERIOD_PATTERN = r"^\s*20[0-9]{2}(-[Qq][1-4]|-(0[1-9]|1[0-2]))?\s*$"
+# A standard period as consent.reports.periods parses it: a year, a quarter or a month, 2000 to 2099, or `pilot`.
+PERIOD_PATTERN = r"^\s*(20[0-9]{2}(-[Qq][1-4]|-(0[1-9]|1[0-2]))?|[Pp][Ii][Ll][Oo][Tt])\s*$"
 
 
-# Built with type(): one of its fields is named "from", a Python keyword.
-FreezeReportInput = type("FreezeReportInput", (serializers.Serializer,), {
-    "__doc__": "The period to freeze: `period`, or `from` and `to` (the view reads the body; this says what it accepts).",
-    "__module__": __name__,
-    "refuses_unknown_fields": True,
-    "period": ContractCharField(required=False, help_text="A year (2026), a quarter (2026-Q3) or a month (2026-07).",
-                                schema_extra={"pattern": PERIOD_PATTERN}),
-    "from": serializers.DateField(required=False, help_text="The first day, with to, instead of period."),
-    "to": serializers.DateField(required=False, help_text="The last day, with from."),
-})  # fmt: skip
+class FreezeReportInput(serializers.Serializer):
+    """The period to freeze: a standard period only (the view reads the body; this says what it accepts)."""
+
+    refuses_unknown_fields = True
+    period = ContractCharField(
+        help_text="A year (2026), a quarter (2026-Q3), a month (2026-07) or the pilot to date (pilot).",
+        schema_extra={"pattern": PERIOD_PATTERN},
+    )
 
 
 @extend_schema_field(COUNT)
@@ -146,10 +144,17 @@ class ReportPilotOutput(serializers.Serializer):
     cadence = serializers.ChoiceField(choices=Cadence.choices)
 
 
-class ReportPeriodOutput(serializers.Serializer):
-    label = serializers.CharField()
+class ReportPilotDatesOutput(serializers.Serializer):
     start = serializers.DateField()
     end = serializers.DateField()
+
+
+class ReportPeriodOutput(serializers.Serializer):
+    label = serializers.CharField()
+    start = serializers.DateField(help_text="The period's first day, clipped to the pilot's dates.")
+    end = serializers.DateField(help_text="The period's last day, clipped to the pilot's dates.")
+    pilot_dates = ReportPilotDatesOutput(required=False)
+    counted = serializers.CharField(required=False, help_text="Which referrals are counted: none outside the pilot's dates.")
 
 
 class ComplianceReportOutput(serializers.Serializer):

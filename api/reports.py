@@ -5,7 +5,7 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,14 +21,15 @@ from api.report_outputs import (
 )
 from api.schema import DPO, LEAD, REVIEWER
 from consent.access import firewall
+from consent.access.report_access import ReportRequest, record_report_request
 from consent.reports import selectors
-from consent.reports.periods import ACCEPTED_FORMS, parse_period
+from consent.reports.periods import ACCEPTED_FORMS, period_of_pilot
 from consent.reports.render import report_csv, report_html
 from consent.reports.report import compliance_report
 from consent.reports.snapshots import freeze_report, snapshot_document, verify_snapshot
 
 FORMATS = ("json", "csv", "html")
-PERIOD_FIELDS = ("period", "from", "to")
+PERIOD_FIELDS = ("period",)
 
 
 class CSVReportRenderer(BaseRenderer):
@@ -87,20 +88,24 @@ def _refuse_benefits_agency(request) -> None:
     firewall.refuse_list_if_not_allowed(access_context(request))
 
 
-def _period_from(values) -> object:
+def _period_from(values, pilot):
+    """The standard period asked for, clipped to the pilot; a 400 naming the accepted forms for anything else."""
     unknown = [key for key in values if key not in PERIOD_FIELDS and key != "format"]
     if unknown:
         raise DjangoValidationError(
-            {key: f"Unknown field; accepted: {', '.join(PERIOD_FIELDS)}. {ACCEPTED_FORMS}" for key in unknown}
+            {key: f"Unknown field; accepted: {', '.join(PERIOD_FIELDS)} (and format). {ACCEPTED_FORMS}" for key in unknown}
         )
-    return parse_period(values.get("period"), start=values.get("from"), end=values.get("to"))
+    return period_of_pilot(pilot, values.get("period"))
+
+
+def _requested_format(request) -> str:
+    return getattr(request.accepted_renderer, "format", None) or "json"
 
 
 PERIOD_PARAMETERS = [
-    OpenApiParameter("period", {"type": "string", "pattern": PERIOD_PATTERN},
-                     description="A standard period: a year (2026), a quarter (2026-Q3) or a month (2026-07)."),
-    OpenApiParameter("from", OpenApiTypes.DATE, description="The first day, with `to`, instead of `period`."),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="The last day, with `from`, instead of `period`."),
+    OpenApiParameter("period", {"type": "string", "pattern": PERIOD_PATTERN}, required=True,
+                     description="A standard period only: a year (2026), a quarter (2026-Q3), a month (2026-07) or the "
+                                 "pilot to date (pilot), clipped to the pilot's dates. Other windows are refused."),
     OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="json (default), csv or html."),
 ]  # fmt: skip
 RENDERINGS = {
@@ -126,6 +131,17 @@ def _snapshot_output(snapshot) -> dict:
 
 
 class ComplianceReportView(ReportRenderingView):
+    def initial(self, request, *args, **kwargs):
+        try:
+            super().initial(request, *args, **kwargs)
+        except ValidationError as error:
+            # A window (from, to) is not a report's period: say which periods are.
+            if isinstance(error.detail, dict):
+                for name in ("from", "to"):
+                    if name in error.detail:
+                        error.detail[name] = [*error.detail[name], ACCEPTED_FORMS]
+            raise
+
     @extend_schema(
         tags=READERS,
         summary="A pilot's compliance report for a period",
@@ -143,9 +159,14 @@ class ComplianceReportView(ReportRenderingView):
         pilot = selectors.pilots_reportable_by(request.user).filter(pk=pilot_id).first()
         if pilot is None:
             raise NotFound("No pilot found with that id.")
-        period = _period_from(request.query_params)
-        self.download_name = f"compliance-report-{pilot.pk}-{period.label.replace('/', '_')}"
-        return Response(compliance_report(pilot, period))
+        period = _period_from(request.query_params, pilot)
+        self.download_name = f"compliance-report-{pilot.pk}-{period.label}"
+        report = compliance_report(pilot, period)
+        record_report_request(
+            context=access_context(request), pilot=pilot, request=ReportRequest.READ, period_label=period.label,
+            format=_requested_format(request),
+        )  # fmt: skip
+        return Response(report)
 
 
 class SnapshotCreateView(ReportView):
@@ -167,8 +188,13 @@ class SnapshotCreateView(ReportView):
         if pilot is None:
             raise NotFound("No pilot found with that id.")
         if not isinstance(request.data, dict):
-            raise DjangoValidationError({"period": f"Send a JSON object with period, or from and to. {ACCEPTED_FORMS}"})
-        snapshot = freeze_report(pilot=pilot, period=_period_from(request.data), author=request.user)
+            raise DjangoValidationError({"period": f"Send a JSON object with period. {ACCEPTED_FORMS}"})
+        period = _period_from(request.data, pilot)
+        snapshot = freeze_report(pilot=pilot, period=period, author=request.user)
+        record_report_request(
+            context=access_context(request), pilot=pilot, request=ReportRequest.SNAPSHOT_FREEZE, period_label=period.label,
+            format="json", object_id=str(snapshot.pk),
+        )  # fmt: skip
         return Response(_snapshot_output(snapshot), status=status.HTTP_201_CREATED)
 
 
@@ -195,7 +221,11 @@ class SnapshotView(ReportRenderingView):
     def get(self, request, snapshot_id: int):
         snapshot = _readable_snapshot(request, snapshot_id)
         output = _snapshot_output(snapshot)
-        requested = getattr(request.accepted_renderer, "format", "json")
+        requested = _requested_format(request)
+        record_report_request(
+            context=access_context(request), pilot=snapshot.pilot, request=ReportRequest.SNAPSHOT_READ,
+            period_label=snapshot.period_label, format=requested, object_id=str(snapshot.pk),
+        )  # fmt: skip
         if requested in ("csv", "html"):
             self.snapshot_meta = {**output, "report": None}
             self.download_name = f"compliance-report-snapshot-{snapshot.pk}"
@@ -215,7 +245,13 @@ class SnapshotVerifyView(ReportView):
         responses=SnapshotVerificationOutput,
     )
     def get(self, request, snapshot_id: int):
-        return Response(verify_snapshot(_readable_snapshot(request, snapshot_id)))
+        snapshot = _readable_snapshot(request, snapshot_id)
+        result = verify_snapshot(snapshot)
+        record_report_request(
+            context=access_context(request), pilot=snapshot.pilot, request=ReportRequest.SNAPSHOT_VERIFY,
+            period_label=snapshot.period_label, format="json", object_id=str(snapshot.pk),
+        )  # fmt: skip
+        return Response(result)
 
 
 urlpatterns = [

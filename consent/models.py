@@ -1,6 +1,7 @@
 """The client's side: clients, referrals, consent templates and the append-only records of an episode."""
 
 import hashlib
+import secrets
 import uuid
 
 from django.conf import settings
@@ -117,6 +118,15 @@ class Client(models.Model):
         return f"client {self.pk}"
 
 
+# Record keys of the cell-key method run from 0 to this minus one (consent.reports.disclosure).
+RECORD_KEY_MODULUS = 256
+
+
+def new_record_key() -> int:
+    """A referral's record key for disclosure control: random, stored, never shown to anyone."""
+    return secrets.randbelow(RECORD_KEY_MODULUS)
+
+
 class Referral(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="referrals")
@@ -132,12 +142,21 @@ class Referral(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The cell-key method's record key: stored (not derived from a secret) so every published figure stays the
+    # same when a server secret is rotated, and so nobody holding the database's secrets can recompute keys
+    # from the referral ids a DPO export shows. Never serialised.
+    record_key = models.PositiveSmallIntegerField(default=new_record_key, editable=False)
 
     class Meta:
         ordering = ["-referred_on", "-created_at"]
         indexes = [
             models.Index(fields=["site", "referred_on"], name="referral_site_referred_on"),
             models.Index(fields=["-referred_on", "-created_at"], name="referral_list_order"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(record_key__gte=0, record_key__lt=RECORD_KEY_MODULUS), name="referral_record_key_range"
+            ),
         ]
 
     def __str__(self):

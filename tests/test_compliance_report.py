@@ -85,6 +85,8 @@ def counted(world):
     assert api_client().post(sign_in, {"username": "workcoach", "password": PASSWORD}, format="json").status_code == 200
     assert api_client().post(sign_in, {"username": "workcoach", "password": "wrong-password"}, format="json").status_code == 400
     assert coach.get("/api/v1/referrals/").status_code == 403
+    # Every record key 1, so that a cell's key is its count and each published figure can be worked out by hand.
+    Referral.objects.update(record_key=1)
     return world
 
 
@@ -152,61 +154,89 @@ def test_it_counts_every_figure_of_a_hand_counted_pilot(counted):
     assert series == [("2026-Q1", 0, 0), ("2026-Q2", 0, 0), ("2026-Q3", 2, 0), ("2026-Q4", 23, 17)]
 
 
-KENT_SHOWN = {
-    # Kent's received (20) goes secondarily: Medway's 3 is withheld and 23 is shown, so 20 would give it away.
-    "referrals_received": STAR,
-    "by_pathway": {"self_referral": STAR, "signposted_by_work_coach": STAR, "mandated_assessment": STAR, "benefit_condition": STAR},
-    "by_source_of_referral": {"B1": STAR, "M5": STAR, "A1": STAR},
-    "by_how_heard": {"work_coach_suggested": STAR, "leaflet_or_poster": STAR, "gp": STAR, "friend_or_family": STAR,
-                     "found_themselves": 10, "other": STAR},
-    "explicit_consent": STAR, "explicit_consent_share": STAR, "median_days_to_consent": STAR,
-    "voluntariness": {"voluntary": STAR, "concern": STAR, "not_voluntary": STAR, "unknown": STAR},
-    "remained_voluntary": STAR, "remained_voluntary_share": STAR,
-    "declined": STAR, "withdrawals": STAR, "withdrawals_citing_pressure": STAR, "felt_not_free_to_stop": STAR,
-    "employment_goal_raised_by_benefits_agency": STAR, "intake_check_recorded": STAR,
-    "benefits_agency_access_allowed": 0, "benefits_agency_access_denied": STAR, "access_log_verified": True,
-}  # fmt: skip
-MEDWAY_SHOWN = {
-    "referrals_received": STAR,
-    "by_pathway": {"self_referral": STAR, "signposted_by_work_coach": 0, "mandated_assessment": 0, "benefit_condition": 0},
-    "by_source_of_referral": {"B1": STAR, "M5": 0, "A1": 0},
-    "by_how_heard": {"work_coach_suggested": 0, "leaflet_or_poster": STAR, "gp": 0, "friend_or_family": 0,
-                     "found_themselves": 0, "other": 0},
-    "explicit_consent": STAR, "explicit_consent_share": STAR, "median_days_to_consent": STAR,
-    "voluntariness": {"voluntary": STAR, "concern": 0, "not_voluntary": 0, "unknown": 0},
-    "remained_voluntary": STAR, "remained_voluntary_share": STAR,
-    "declined": 0, "withdrawals": 0, "withdrawals_citing_pressure": 0, "felt_not_free_to_stop": 0,
-    "employment_goal_raised_by_benefits_agency": 0, "intake_check_recorded": STAR,
-    "benefits_agency_access_allowed": 0, "benefits_agency_access_denied": 0, "access_log_verified": True,
-}  # fmt: skip
-TOTAL_SHOWN = {
-    "referrals_received": 25,
-    "by_pathway": {"self_referral": 20, "signposted_by_work_coach": STAR, "mandated_assessment": STAR, "benefit_condition": STAR},
-    "by_source_of_referral": {"B1": 20, "M5": STAR, "A1": STAR},
-    "by_how_heard": {"work_coach_suggested": STAR, "leaflet_or_poster": STAR, "gp": STAR, "friend_or_family": STAR,
-                     "found_themselves": 10, "other": STAR},
-    # Shares from the unrounded figures: 20/23 and 17/20.
-    "explicit_consent": 20, "explicit_consent_share": 0.87, "median_days_to_consent": 2,
-    "voluntariness": {"voluntary": 15, "concern": STAR, "not_voluntary": STAR, "unknown": STAR},
-    "remained_voluntary": 15, "remained_voluntary_share": 0.85,
-    "declined": STAR, "withdrawals": STAR, "withdrawals_citing_pressure": STAR, "felt_not_free_to_stop": STAR,
-    "employment_goal_raised_by_benefits_agency": STAR, "intake_check_recorded": 20,
-    "benefits_agency_access_allowed": 0, "benefits_agency_access_denied": STAR, "access_log_verified": True,
-}  # fmt: skip
+def documented_rule(n: int, key: int) -> int | str:
+    """The rule as docs/disclosure-control.md states it, written out again here, not imported."""
+    if n == 0:
+        return 0
+    if n <= 7:
+        return STAR
+    perturbation = ((key + 101 * n) * 163 % 256) % 7 - 3
+    return max(10, 5 * int((n + perturbation) / 5 + 0.5))
 
 
-def test_it_publishes_the_hand_counted_pilot_suppressed(counted):
+def test_the_documented_rule_by_hand():
+    # 23 with key 23: (23 + 2323) * 163 = 382398, mod 256 = 190, mod 7 = 1: perturbation -2, 21 -> 20.
+    assert documented_rule(23, 23) == 20
+    # 20 with key 20: (20 + 2020) * 163 = 332520, mod 256 = 232, mod 7 = 1: perturbation -2, 18 -> 20.
+    assert documented_rule(20, 20) == 20
+    # 12 with key 12: (12 + 1212) * 163 = 199512, mod 256 = 88, mod 7 = 4: perturbation +1, 13 -> 15.
+    assert documented_rule(12, 12) == 15
+    # 8 with key 0: (808 * 163) mod 256 = 120, mod 7 = 1: perturbation -2, 6 -> 5, but never below 10.
+    assert documented_rule(8, 0) == 10
+
+
+def _flat(scope: dict) -> dict:
+    cells = {}
+    for key, value in scope.items():
+        if isinstance(value, dict) and key not in ("site", "separation"):
+            cells.update({(key, category): n for category, n in value.items()})
+        elif key not in ("site", "separation", "access_log_verified") and not key.endswith(("_share", "median_days_to_consent")):
+            cells[(key,)] = value
+    return cells
+
+
+def _raw_cells(raw: dict) -> dict:
+    cells = {("referrals_received",): raw["referrals_received"], ("remained_voluntary",): raw["voluntariness"]["voluntary"]}
+    for breakdown in ("by_pathway", "by_source_of_referral", "by_how_heard", "voluntariness"):
+        cells.update({(breakdown, category): n for category, n in raw[breakdown].items()})
+    cells.update({(name,): n for name, n in raw["counts"].items()})
+    return cells
+
+
+def _check_scope(published: dict, raw: dict) -> set:
+    """Every figure is the documented rule's (key = count here), or "*" withheld as a second cell; returns those."""
+    second = set()
+    for path, n in _raw_cells(raw).items():
+        shown = _flat(published)[path]
+        # Access attempts are events, not referrals: no record keys, the HES rule with cell key 0.
+        expected = documented_rule(n, 0 if path[0].startswith("benefits_agency_access") else n)
+        if shown == STAR and expected != STAR:
+            second.add(path)
+        else:
+            assert shown == expected, (path, n, shown, expected)
+    # Shares from the figures as shown (withheld with them), never from the raw counts.
+    received, consent, remained = (_flat(published)[(k,)] for k in ("referrals_received", "explicit_consent", "remained_voluntary"))
+    assert published["explicit_consent_share"] == (STAR if STAR in (consent, received) else round(min(1, consent / received), 2))
+    assert published["remained_voluntary_share"] == (STAR if STAR in (remained, consent) else round(min(1, remained / consent), 2))
+    assert published["median_days_to_consent"] == (STAR if consent == STAR else raw["median_days_to_consent"])
+    return second
+
+
+def test_it_publishes_the_hand_counted_pilot_by_the_documented_rule(counted):
     response = api_client(counted.reviewer).get(f"/api/v1/pilots/{counted.pilot.pk}/compliance-report/?period=2026-Q4")
     assert response.status_code == 200
     report = response.json()
     assert report["pilot"] == {"id": counted.pilot.pk, "name": "Canterbury pilot", "cadence": "quarterly"}
-    assert report["period"] == {"label": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31"}
-    assert report["disclosure_control"] == "counts 1-7 shown as *, others rounded to nearest 5"
-    assert report["totals"] == TOTAL_SHOWN
+    assert {k: report["period"][k] for k in ("label", "start", "end")} == {"label": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31"}
+    assert "not counted" in report["period"]["counted"]
+    assert "cell-key" in report["disclosure_control"] and "withheld so that others cannot be worked out" in report["disclosure_control"]
+    totals = report["totals"]
+    # By hand: 23 referrals, key 23, published 20; 20 consents published 20; 17 voluntary (key 17:
+    # (17 + 1717) * 163 mod 256 = 18, mod 7 = 4, perturbation +1: 18) published 20.
+    assert (totals["referrals_received"], totals["explicit_consent"], totals["remained_voluntary"]) == (20, 20, 20)
+    # Shares of the published figures: 20/20 both, where the raw counts (20/23, 17/20) would give more away.
+    assert totals["explicit_consent_share"] == 1.0 and totals["remained_voluntary_share"] == 1.0
     kent, medway = report["sites"]  # ordered by name
     assert kent["site"] == {"id": counted.site.pk, "name": "Canterbury Jobcentre clinic", "provider": "Kent talking therapies"}
-    assert {k: v for k, v in kent.items() if k not in ("site", "separation")} == KENT_SHOWN
-    assert {k: v for k, v in medway.items() if k not in ("site", "separation")} == MEDWAY_SHOWN
+    second = {
+        "total": _check_scope(totals, TOTAL_RAW),
+        "kent": _check_scope(kent, KENT_RAW),
+        "medway": _check_scope(medway, MEDWAY_RAW),
+    }
+    # Second cells withheld so that Medway's 3 cannot be worked out as the total less Kent: Kent's 20 received
+    # (and with it the other figures in which Medway is small and Kent is not).
+    assert ("referrals_received",) in second["kent"]
+    assert second["total"] == set() and second["medway"] == set()
     assert kent["separation"] == {
         "separate_room_or_floor": True, "separate_entrance": True, "separate_signage_and_publicity": True,
         "separate_it_and_records": True, "no_benefits_agency_staff_in_sessions": True, "last_reviewed": "2026-05-01",
@@ -216,40 +246,14 @@ def test_it_publishes_the_hand_counted_pilot_suppressed(counted):
         {"period": "2026-Q2", "start": "2026-04-01", "end": "2026-06-30", "referrals_received": 0, "remained_voluntary": 0},
         {"period": "2026-Q3", "start": "2026-07-01", "end": "2026-09-30", "referrals_received": STAR, "remained_voluntary": 0},
         # The last step is the period itself: the same cells as the totals.
-        {"period": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31", "referrals_received": 25, "remained_voluntary": 15},
+        {"period": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31", "referrals_received": 20, "remained_voluntary": 20},
     ]
-    verdicts = {p["key"]: (p["verdict"], p["evidence"]) for p in report["principles"]}
-    reasons = {p["key"]: p["reason"] for p in report["principles"]}
-    # The reason names what was found: both the involuntary referrals and Jobcentre Plus referring people.
-    assert "not voluntary" in reasons["voluntary_participation"] and "M5" in reasons["voluntary_participation"]
-    assert "pressure" in reasons["free_to_withdraw"] and "free to stop" in reasons["free_to_withdraw"]
-    assert list(verdicts) == ["voluntary_participation", "no_information_sharing", "client_led_goals",
-                              "appropriate_environment", "free_to_withdraw", "honest_counting"]  # fmt: skip
-    assert verdicts["voluntary_participation"] == (
-        "not met",
-        {"not_voluntary": STAR, "mandated_assessment": STAR, "benefit_condition": STAR, "referred_by_jobcentre_M5": STAR,
-         "unknown": STAR, "remained_voluntary": 15},
-    )  # fmt: skip
-    assert verdicts["no_information_sharing"] == (
-        "met",
-        {"benefits_agency_access_allowed": 0, "benefits_agency_access_denied": STAR, "access_log_verified": True},
-    )
-    assert verdicts["client_led_goals"] == (
-        "not met",
-        {"employment_goal_raised_by_benefits_agency": STAR, "intake_check_recorded": 20},
-    )
-    assert verdicts["appropriate_environment"] == (
-        "met",
-        {"sites_not_fully_separated": [], "sites_not_reviewed_within_a_year": []},
-    )
-    assert verdicts["free_to_withdraw"] == (
-        "not met",
-        {"withdrawals": STAR, "withdrawals_citing_pressure": STAR, "felt_not_free_to_stop": STAR},
-    )
-    assert verdicts["honest_counting"] == (
-        "met",
-        {"referrals_received": 25, "declined": STAR, "counted_without_exclusions": True},
-    )
+    verdicts = {p["key"]: p["verdict"] for p in report["principles"]}
+    assert verdicts == {"voluntary_participation": "not met", "no_information_sharing": "met", "client_led_goals": "not met",
+                        "appropriate_environment": "met", "free_to_withdraw": "not met", "honest_counting": "met"}  # fmt: skip
+    evidence = {p["key"]: p["evidence"] for p in report["principles"]}
+    assert evidence["honest_counting"] == {"referrals_received": 20, "declined": STAR, "counted_without_exclusions": True}
+    assert evidence["voluntary_participation"]["remained_voluntary"] == 20
 
 
 def test_it_counts_the_status_as_it_stood_at_the_end_of_the_period(world):
@@ -300,7 +304,7 @@ def test_it_counts_every_referral_in_the_period_whatever_its_status_or_pathway(w
     statuses = set(Referral.objects.filter(pk__in=[r.pk for r in made]).values_list("status", flat=True))
     assert statuses == {"awaiting_consent", "active", "declined", "withdrawn", "discharged"}
 
-    figures = pilot_figures(world.pilot, parse_period(start="2026-10-01", end="2026-11-24"))
+    figures = pilot_figures(world.pilot, parse_period("2026-Q4"))
     assert figures.by_site[world.site.pk].referrals_received == len(made) == 21
     assert figures.total.referrals_received == 21
     assert figures.by_site[world.site.pk].by_pathway == {p: 5 + (p == "self_referral") for p in PATHWAYS}
@@ -337,6 +341,7 @@ def _bulk_referrals(world, n: int) -> None:
 
 
 def _queries_for_report(world) -> tuple[int, dict]:
+    Referral.objects.update(record_key=0)
     with CaptureQueriesContext(connection) as captured:
         report = compliance_report(world.pilot, parse_period("2026-Q3"))
     return len(captured.captured_queries), report
@@ -348,21 +353,23 @@ def test_it_costs_the_same_number_of_queries_for_10_and_1000_referrals(world):
     _bulk_referrals(world, 990)
     large, large_report = _queries_for_report(world)
     assert small == large
-    # 10 bulk referrals + the world's one at Kent; then 1,001 (shown rounded).
-    assert small_report["totals"]["referrals_received"] == 10  # 12 in all, rounded
-    assert large_report["totals"]["referrals_received"] == 1000
-    assert large_report["totals"]["by_pathway"]["mandated_assessment"] == 335  # 333 rounded
+    # 10 bulk referrals + the world's two (12); then 1,002. Every record key 0 here, so each cell key is 0.
+    assert small_report["totals"]["referrals_received"] == documented_rule(12, 0)
+    assert large_report["totals"]["referrals_received"] == documented_rule(1002, 0)
+    assert large_report["totals"]["by_pathway"]["mandated_assessment"] == documented_rule(333, 0)
 
 
 def test_the_command_prints_the_suppressed_report_in_each_format(counted, tmp_path, capsys):
     call_command("compliance_report", "--pilot", str(counted.pilot.pk), "--period", "2026-Q4")
     report = json.loads(capsys.readouterr().out)
-    assert report["totals"] == TOTAL_SHOWN
+    assert report["totals"] == api_client(counted.reviewer).get(
+        f"/api/v1/pilots/{counted.pilot.pk}/compliance-report/?period=2026-Q4"
+    ).json()["totals"]
     target = tmp_path / "report.csv"
     call_command("compliance_report", "--pilot", str(counted.pilot.pk), "--period", "2026-Q4", "--format", "csv",
                  "--output", str(target))  # fmt: skip
     text = target.read_text()
-    assert "figures,All sites,referrals_received,,25" in text
+    assert "figures,All sites,referrals_received,,20" in text
     assert "figures,Canterbury Jobcentre clinic,referrals_received,,*" in text
     call_command("compliance_report", "--pilot", str(counted.pilot.pk), "--period", "2026-Q4", "--format", "html")
     assert "<svg" in capsys.readouterr().out

@@ -83,7 +83,10 @@ def test_it_rejects_anything_but_a_non_negative_int(n):
 
 
 def test_it_describes_the_rule():
-    assert DISCLOSURE_CONTROL == "counts 1-7 shown as *, others rounded to nearest 5"
+    # What JSON and CSV say with every report: the HES rule, the cell key, and that * also covers second cells.
+    assert DISCLOSURE_CONTROL.startswith("counts 1-7 shown as *, others rounded to a multiple of 5 within 5 of the count")
+    assert "cell-key" in DISCLOSURE_CONTROL
+    assert "* also covers counts withheld so that others cannot be worked out by subtraction" in DISCLOSURE_CONTROL
 
 
 # Shares and medians

@@ -91,12 +91,13 @@ def test_it_asks_anonymous_callers_to_sign_in(world):
         ("period=2026-Q5", "period"),
         ("period=Q3-2026", "period"),
         ("period=1999", "period"),
+        ("period=2026-07-15", "period"),
         ("", "period"),
-        ("from=2026-07-01", "to"),
-        ("to=2026-07-01", "from"),
-        ("from=2026-09-30&to=2026-07-01", "to"),
-        ("from=2026-02-30&to=2026-03-01", "from"),
-        ("period=2026-Q3&from=2026-07-01&to=2026-07-31", "period"),
+        # Arbitrary windows are gone: from and to are refused, with or without a period.
+        ("from=2026-07-01", "from"),
+        ("to=2026-07-01", "to"),
+        ("from=2026-07-01&to=2026-07-01", "from"),
+        ("period=2026-Q3&from=2026-07-01&to=2026-07-31", "from"),
         ("period=2026-Q3&site=1", "site"),
         ("period=2026-Q3&format=xml", "format"),
     ],
@@ -107,10 +108,20 @@ def test_it_answers_a_bad_period_with_a_400_showing_the_accepted_forms(world, qu
     body = response.json()
     assert field in body["errors"]
     message = " ".join(body["errors"][field])
-    if field in ("period", "from") and "format" not in query:
-        assert "2026-Q3" in message and "2026-07" in message
     if field == "format":
         assert "csv" in message and "html" in message
+    elif field == "site":
+        assert "period" in message  # any other parameter: the ones accepted
+    else:
+        for form in ("2026", "2026-Q3", "2026-07", "pilot"):
+            assert form in message
+
+
+def test_a_period_outside_the_pilot_is_a_400_naming_the_pilots_dates(world):
+    response = _report(world.reviewer, world.pilot, "period=2025-Q3")
+    assert response.status_code == 400
+    message = " ".join(response.json()["errors"]["period"])
+    assert world.pilot.starts_on.isoformat() in message and world.pilot.ends_on.isoformat() in message
 
 
 def test_a_bad_period_is_json_whatever_format_was_asked_for(world):

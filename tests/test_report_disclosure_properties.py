@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colocation.models import Site
+from consent.reports.disclosure import counts_published_as, publish_count
 from consent.reports.metrics import ACCESS_COUNTS, SIMPLE_COUNTS, Figures, PilotFigures, SeriesPoint
 from consent.reports.periods import month, quarter
 from consent.reports.report import publish
@@ -105,7 +106,8 @@ def _check_published(true: int, shown) -> None:
     assert type(shown) is int
     assert shown % 5 == 0, shown
     assert not 1 <= shown <= 7, shown
-    assert abs(shown - true) <= 2 and (true == 0) == (shown == 0)
+    # The cell-key method: within 5 of the count (perturbed by -3..3, then rounded to 5), a true 0 always 0.
+    assert true in counts_published_as(shown) and abs(shown - true) <= 5 and (true == 0) == (shown == 0)
     assert not 1 <= true <= 7, f"{true} published as {shown}"
 
 
@@ -165,9 +167,8 @@ def test_no_withheld_count_can_be_derived_from_its_row_or_column(pilot):
     for breakdown, keys in BREAKDOWN_KEYS.items():
         for k in keys:
             _not_derivable(report["totals"][breakdown][k], [site[breakdown][k] for site in report["sites"]])
-    # The months inside the period add up to the period's referrals received.
-    inside = [p["referrals_received"] for p in report["series"] if p["start"] >= PERIOD.start.isoformat()]
-    _not_derivable(report["totals"]["referrals_received"], inside)
+    # The months inside the period are other reports' figures, as they stand in those reports: differencing
+    # them with the period is the adversary's job (test_report_differencing), not one report's suppression.
     # remained_voluntary is the voluntary count under another name: one cell, published once.
     for published in scopes:
         assert published["remained_voluntary"] == published["voluntariness"]["voluntary"]
@@ -187,8 +188,13 @@ def test_a_pilot_with_nothing_small_is_published_rounded_with_nothing_withheld()
         by_site={1: figures}, total=figures, series=[SeriesPoint(PERIOD, 40, 22)], source_codes=list(SOURCES),
     )  # fmt: skip
     report = publish(pilot, {1: True})
-    assert report["totals"]["voluntariness"] == {"voluntary": 20, "concern": 0, "not_voluntary": 10, "unknown": 10}
-    assert report["totals"]["explicit_consent_share"] == 0.78  # 31/40 from the raw figures
-    assert report["totals"]["remained_voluntary_share"] == 0.71  # 22/31
-    assert report["series"][0]["referrals_received"] == 40
+    # No record keys given: every cell key 0, so each figure is publish_count(n, 0).
+    assert report["totals"]["voluntariness"] == {
+        "voluntary": publish_count(22, 0), "concern": 0, "not_voluntary": publish_count(9, 0), "unknown": publish_count(9, 0)
+    }
+    shown = report["totals"]
+    # Shares from the published figures, not 31/40 and 22/31 from the raw ones.
+    assert shown["explicit_consent_share"] == round(shown["explicit_consent"] / shown["referrals_received"], 2)
+    assert shown["remained_voluntary_share"] == round(min(1, shown["remained_voluntary"] / shown["explicit_consent"]), 2)
+    assert report["series"][0]["referrals_received"] == publish_count(40, 0)
     assert STAR not in str([report["totals"], report["sites"], report["series"]])

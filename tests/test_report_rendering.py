@@ -11,6 +11,7 @@ from datetime import date
 
 import pytest
 
+from consent.models import Referral
 from consent.reports.periods import parse_period
 from consent.reports.render import report_csv, report_html
 from consent.reports.report import compliance_report
@@ -30,6 +31,8 @@ def busy(world):
     make_referral(world.therapist, world.site, referred_on=date(2026, 8, 20), pathway="mandated_assessment")
     world.pilot.cadence = "monthly"
     world.pilot.save()
+    # Record keys fixed, so the figures below do not depend on the draw: each cell key is the cell's count.
+    Referral.objects.update(record_key=1)
     return world
 
 
@@ -45,7 +48,8 @@ def test_the_csv_has_one_row_per_figure_and_only_published_values(busy):
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["section", "scope", "metric", "category", "value"]
     published = {(r[0], r[1], r[2], r[3]): r[4] for r in rows[1:]}
-    assert published[("figures", "All sites", "referrals_received", "")] == "15"  # 14 at Kent, 1 at Medway
+    # 14 at Kent, 1 at Medway: 15 with cell key 15, (15 + 1515) * 163 mod 256 = 46, mod 7 = 4, +1: 16 -> 15.
+    assert published[("figures", "All sites", "referrals_received", "")] == "15"
     assert published[("figures", "All sites", "by_pathway", "mandated_assessment")] == "*"
     assert published[("principles", "All sites", "voluntary_participation", "verdict")] == "not met"
     assert published[("series", "All sites", "referrals_received", "2026-08")] in ("*", "5", "10")
@@ -153,3 +157,14 @@ def test_the_html_page_renders_in_headless_chromium_with_the_principle_table_and
     first_badge = next(i for i, p in enumerate(pixels) if _near(p, MET_BACKGROUND)) // width
     first_pale = next(i for i, p in enumerate(pixels) if _near(p, PALE)) // width
     assert first_badge < first_pale
+
+
+def test_json_csv_and_html_say_that_a_star_also_covers_counts_withheld_to_stop_subtraction(world):
+    client = api_client(world.reviewer)
+    url = f"/api/v1/pilots/{world.pilot.pk}/compliance-report/?period=2026-Q3"
+    said = "withheld so that others cannot be worked out by subtraction"
+    assert said in client.get(url).json()["disclosure_control"]
+    rows = list(csv.reader(io.StringIO(client.get(url + "&format=csv").content.decode())))
+    (row,) = [r for r in rows if r[2] == "disclosure_control"]
+    assert said in row[4] and "1-7" in row[4]
+    assert said in client.get(url + "&format=html").content.decode()

@@ -13,8 +13,10 @@ from django.utils.safestring import mark_safe
 
 from colocation.models import Role
 from consent.access import firewall
+from consent.access.report_access import ReportRequest, record_report_request
 from consent.reports import selectors
-from consent.reports.periods import Period, month, parse_period, quarter, year
+from consent.reports.periods import PILOT_TO_DATE as PILOT_LABEL
+from consent.reports.periods import Period, month, period_of_pilot, quarter, year
 from consent.reports.render import report_csv, series_chart
 from consent.reports.report import compliance_report
 from consent.reports.snapshots import freeze_report, snapshot_document, verify_snapshot
@@ -61,11 +63,14 @@ def _period_name(period: Period) -> str:
 
 
 def report_period(pilot, label: str) -> Period:
-    """The period behind a label offered by standard_periods()."""
-    if label == PILOT_TO_DATE:
-        today = timezone.localdate()
-        return Period("pilot to date", pilot.starts_on, min(pilot.ends_on or today, today))
-    return parse_period(label)
+    """The period behind a label offered by standard_periods(), clipped to the pilot's dates as the API's."""
+    return period_of_pilot(pilot, PILOT_LABEL if label == PILOT_TO_DATE else label)
+
+
+def _log_request(request, pilot, kind: str, period: Period, fmt: str, object_id: str = "") -> None:
+    """A report shown, downloaded or frozen here is a report request like the API's: logged, and counted for bursts."""
+    record_report_request(context=access_context(request), pilot=pilot, request=kind, period_label=period.label,
+                          format=fmt, object_id=object_id)  # fmt: skip
 
 
 @page
@@ -93,7 +98,9 @@ def report(request, pilot_id):
     if pilot is None:
         return not_found(request)
     form, label = _chosen_period(request, pilot)
-    published = compliance_report(pilot, report_period(pilot, label))
+    period = report_period(pilot, label)
+    published = compliance_report(pilot, period)
+    _log_request(request, pilot, ReportRequest.READ, period, "html")
     snapshots = list(selectors.snapshots_readable_by(request.user).filter(pilot=pilot)[:20])
     may_freeze = selectors.pilots_freezable_by(request.user).filter(pk=pilot.pk).exists()
     return render_page(
@@ -113,7 +120,9 @@ def report_csv_download(request, pilot_id):
     if pilot is None:
         return not_found(request)
     _, label = _chosen_period(request, pilot)
-    response = HttpResponse(report_csv(compliance_report(pilot, report_period(pilot, label))), content_type="text/csv; charset=utf-8")
+    period = report_period(pilot, label)
+    response = HttpResponse(report_csv(compliance_report(pilot, period)), content_type="text/csv; charset=utf-8")
+    _log_request(request, pilot, ReportRequest.READ, period, "csv")
     response["Content-Disposition"] = f'attachment; filename="compliance-report-{pilot.pk}-{label}.csv"'
     return response
 
@@ -129,7 +138,9 @@ def freeze(request, pilot_id):
     label = request.POST.get("period", "")
     if label not in dict(standard_periods(pilot)):
         return render_page(request, "web/refused.html", {"message": "Choose one of the periods offered."}, status=400)
-    snapshot = freeze_report(pilot=pilot, period=report_period(pilot, label), author=request.user)
+    period = report_period(pilot, label)
+    snapshot = freeze_report(pilot=pilot, period=period, author=request.user)
+    _log_request(request, pilot, ReportRequest.SNAPSHOT_FREEZE, period, "json", str(snapshot.pk))
     messages.success(request, f"Snapshot {snapshot.pk} frozen, SHA-256 {snapshot.sha256}.")
     return redirect(f"/reports/snapshots/{snapshot.pk}/")
 

@@ -234,6 +234,10 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 # Access-log alerting: more distinct clients than this opened by one user within an hour raises an alert.
 ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR = env_int("ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR", 30)
+# This many compliance-report requests (reads, exports, snapshots) by one reader within the window raise one
+# alert for the DPOs of the pilot's providers: asking for many reports is how reports are differenced.
+REPORT_BURST_REQUESTS = env_int("REPORT_BURST_REQUESTS", 20)
+REPORT_BURST_MINUTES = env_int("REPORT_BURST_MINUTES", 10)
 
 # Ed25519 private key (PEM) that signs consent receipts. Production reads it from the environment;
 # development generates one per process (see consent.receipts).

@@ -40,7 +40,9 @@ class AlertReason:
     BREAK_GLASS = "break_glass"
     OUTSIDE_ASSIGNMENT = "outside_assignment"
     UNUSUAL_VOLUME = "unusual_volume"
-    ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME)
+    # Many compliance-report requests by one reader in a short time: the pattern of differencing reports.
+    REPORT_BURST = "report_burst"
+    ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME, REPORT_BURST)
 
 
 class AccessLogUnavailable(Exception):

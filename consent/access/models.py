@@ -56,6 +56,7 @@ class Action(models.TextChoices):
     SIGN_IN = "sign_in", "Sign-in"
     SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
     RETENTION = "retention", "Retention erasure"
+    REPORT = "report", "Compliance report (read, export or snapshot)"
 
 
 class Outcome(models.TextChoices):

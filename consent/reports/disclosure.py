@@ -19,18 +19,54 @@ Only non-zero cells are ever withheld, so a published 0 always means a true 0 an
 always published. In a table the groups share cells, so the rule is applied repeatedly until no
 group changes; it only ever adds withheld cells, so it stops.
 
-This is the usual structural rule; it does not solve the full audit problem (bounds that a
-determined reader could get from several groups at once), which rounding to 5 blurs further.
+Across reports: the cell-key method (Office for National Statistics). Every referral carries a
+stored random record key from 0 to 255 (consent.Referral.record_key). A cell's key is the sum of the
+record keys of the referrals it counts, modulo 256, so the same set of referrals always has the same
+cell key, in every report, period, site, breakdown and format. A count of 8 or more is published as
+
+    max(10, 5 * round((n + p) / 5)),  p = perturbation(n, cell key), one of -3 to 3,
+
+where the perturbation table looks up ((cell key + 101 n) * 163 mod 256) mod 7 - 3: for every count
+the 256 cell keys spread evenly over the seven perturbations (163 is odd, so the lookup is a
+permutation of the keys). A published figure is therefore within 5 of the count and a multiple of 5;
+a reader who knows this table, but not the secret record keys, learns from a published v only that the
+count lies in a range of eleven values (for 10: 8 to 15), and where in it depends on keys they
+cannot see. Differencing two reports then subtracts two such ranges, never two exact figures, and the
+same set of referrals can never be asked for twice to average its noise away: it publishes the same
+figure every time.
+
+Within a report, secondary suppression also withholds another cell where a group's shown figures leave its
+withheld cells no room: where the largest sum of the withheld cells a reader can infer from the shown
+figures' ranges (counts_published_as) is their true sum (report._Cells._exposed). It picks its extra cell
+by what is published (the smallest shown figure, then the cell key), never by the raw count, so the choice
+tells a reader nothing more. docs/disclosure-control.md has the whole method and how it is tested.
+
+Shares are computed from the published figures (numerator and denominator as shown), to 2 decimals,
+capped at 1; withheld ("*") when either figure is withheld; None when the shown denominator is 0.
+Medians are withheld when the count they rest on is withheld.
+
+Counts of benefits-agency access attempts are events, not referrals: they have no record keys and are
+published by the HES rule alone (cell key 0).
 """
 
 from collections.abc import Hashable, Iterable
 
 STAR = "*"
-DISCLOSURE_CONTROL = "counts 1-7 shown as *, others rounded to nearest 5"
+DISCLOSURE_CONTROL = (
+    "counts 1-7 shown as *, others rounded to a multiple of 5 within 5 of the count (ONS cell-key method: "
+    "the same referrals always give the same figure); * also covers counts withheld so that others cannot be "
+    "worked out by subtraction; shares are computed from the figures as shown"
+)
 
 # The HES rule: counts from 1 up to this value are withheld.
 SMALLEST_SHOWN = 8
 ROUND_TO = 5
+# The cell-key method: record keys are 0..RECORD_KEY_MODULUS-1 and cell keys are sums modulo it.
+RECORD_KEY_MODULUS = 256
+# Perturbations run from -PERTURBATION_REACH to +PERTURBATION_REACH.
+PERTURBATION_REACH = 3
+# The smallest figure a count of 8 or more is published as.
+SMALLEST_PUBLISHED = 10
 
 
 def _check_count(n: int, name: str = "count") -> None:
@@ -60,6 +96,53 @@ def suppress_count(n: int) -> int | str:
     if _is_primary(n):
         return STAR
     return _round(n)
+
+
+def cell_key(key_sum: int) -> int:
+    """The cell key of a set of referrals from the sum of their record keys."""
+    return key_sum % RECORD_KEY_MODULUS
+
+
+def perturbation(n: int, key: int) -> int:
+    """The perturbation table: the fixed perturbation, -3 to 3, of a count n in a cell with this cell key."""
+    spread = 2 * PERTURBATION_REACH + 1
+    return ((key + 101 * n) * 163 % RECORD_KEY_MODULUS) % spread - PERTURBATION_REACH
+
+
+def publish_count(n: int, key: int) -> int | str:
+    """The published figure of a count with its cell key: 0 -> 0, 1-7 -> "*", otherwise perturbed and rounded to 5.
+
+    A function of the count and the cell key only, so of the set of referrals counted: the same set gives the
+    same figure in every report.
+    """
+    _check_count(n)
+    if n == 0:
+        return 0
+    if _is_primary(n):
+        return STAR
+    return max(SMALLEST_PUBLISHED, _round(n + perturbation(n, cell_key(key))))
+
+
+def counts_published_as(shown: int) -> range:
+    """Every count that some cell key publishes as this figure: what a reader who knows the table can infer."""
+    if shown == 0:
+        return range(0, 1)
+    reach = ROUND_TO // 2 + PERTURBATION_REACH
+    low = SMALLEST_SHOWN if shown == SMALLEST_PUBLISHED else shown - reach
+    return range(low, shown + reach + 1)
+
+
+def share_of_published(numerator_shown: int | str, denominator_shown: int | str) -> float | str | None:
+    """A share from the figures as published, to 2 decimals and at most 1; "*" if either is withheld.
+
+    None when the published denominator is 0 (there is no share to show). Nothing finer than the published
+    figures goes into it, so it gives away nothing they do not.
+    """
+    if STAR in (numerator_shown, denominator_shown):
+        return STAR
+    if denominator_shown == 0:
+        return None
+    return round(min(1.0, numerator_shown / denominator_shown), 2)
 
 
 def suppress_share(
@@ -93,8 +176,17 @@ def suppress_median(value: float | None, *, resting_on: int | str) -> float | st
 def _enforce(
     values: dict[Hashable, int],
     groups: Iterable[tuple[Hashable, list[Hashable]]],
+    rank=None,
+    exempt: frozenset = frozenset(),
+    exposed=None,
 ) -> set[Hashable]:
-    """Return the keys to withhold: primary cells, plus secondary ones until no group has exactly one."""
+    """Return the keys to withhold: primary cells, plus secondary ones until no group gives one away.
+
+    A group gives a cell away when exactly one of its cells is withheld, or when `exposed(total, parts,
+    withheld)` says the published figures around its withheld cells leave them no room (see
+    report._Cells.exposed). Cells in `exempt` are never withheld as secondary cells (they are published
+    elsewhere as they stand).
+    """
     groups = list(groups)
     withheld = {key for key, n in values.items() if _is_primary(n)}
     changed = True
@@ -102,9 +194,10 @@ def _enforce(
         changed = False
         for total_key, part_keys in groups:
             members = [total_key, *part_keys]
-            if sum(key in withheld for key in members) != 1:
+            stars = sum(key in withheld for key in members)
+            if stars == 0 or (stars != 1 and not (exposed and exposed(total_key, part_keys, withheld))):
                 continue
-            extra = _pick_secondary(values, withheld, total_key, part_keys)
+            extra = _pick_secondary(values, withheld | exempt, total_key, part_keys, rank)
             if extra is not None:
                 withheld.add(extra)
                 changed = True
@@ -116,12 +209,13 @@ def _pick_secondary(
     withheld: set[Hashable],
     total_key: Hashable,
     part_keys: list[Hashable],
+    rank=None,
 ) -> Hashable | None:
     """The cell to withhold next in a group with exactly one withheld cell, or None if none will do."""
     candidates = [key for key in part_keys if key not in withheld and values[key] > 0]
     if candidates:
-        # min() keeps the first of equal values, so the choice is deterministic in part order.
-        return min(candidates, key=lambda key: values[key])
+        # min() keeps the first of equal ranks, so the choice is deterministic in part order.
+        return min(candidates, key=rank or (lambda key: values[key]))
     if total_key not in withheld and values[total_key] > 0:
         return total_key
     # Only a withheld total with all-zero parts gets here, which needs parts that do not add up
@@ -201,6 +295,9 @@ def suppress_table(rows: dict[str, dict[str, int]]) -> dict:
 def withheld_cells(
     values: dict[Hashable, int],
     groups: Iterable[tuple[Hashable, list[Hashable]]],
+    rank=None,
+    exempt: frozenset = frozenset(),
+    exposed=None,
 ) -> set[Hashable]:
     """The cells to publish as "*" for any set of counts and (total, parts) groups, sharing cells freely.
 
@@ -209,7 +306,7 @@ def withheld_cells(
     """
     for key, n in values.items():
         _check_count(n, f"count at {key!r}")
-    return _enforce(values, groups)
+    return _enforce(values, groups, rank, frozenset(exempt), exposed)
 
 
 def shown_count(n: int, *, withheld: bool) -> int | str:

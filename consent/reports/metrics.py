@@ -30,6 +30,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
     Window,
@@ -73,6 +74,12 @@ class Figures:
     voluntariness: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Voluntariness.ALL, 0))
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIMPLE_COUNTS + ACCESS_COUNTS, 0))
     median_days_to_consent: float | None = None
+    # The sum of the record keys of the referrals each count counts (disclosure's cell key), by the path the
+    # report names the cell by: ("referrals_received",), (breakdown, category) or (count name,).
+    keys: dict[tuple, int] = field(default_factory=dict)
+
+    def add_key(self, path: tuple, key_sum: int | None) -> None:
+        self.keys[path] = self.keys.get(path, 0) + (key_sum or 0)
 
     @property
     def remained_voluntary(self) -> int:
@@ -85,6 +92,8 @@ class SeriesPoint:
     period: Period
     referrals_received: int = 0
     remained_voluntary: int = 0
+    referrals_received_key: int = 0
+    remained_voluntary_key: int = 0
 
 
 @dataclass
@@ -128,16 +137,23 @@ def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[di
         "employment_goal_raised_by_benefits_agency": Q(v_goal_by_agency=True),
         "intake_check_recorded": Q(v_no_intake_check=False),
     }
-    aggregates = {"referrals_received": Count("pk")}
-    aggregates.update({f"pathway:{p}": Count("pk", filter=Q(pathway=p)) for p in Pathway.values})
-    aggregates.update({f"how_heard:{h}": Count("pk", filter=Q(how_heard=h)) for h in HowHeard.values})
-    aggregates.update({name: Count("pk", filter=condition) for name, condition in conditional.items()})
+    conditions = {"referrals_received": None}
+    conditions.update({f"pathway:{p}": Q(pathway=p) for p in Pathway.values})
+    conditions.update({f"how_heard:{h}": Q(how_heard=h) for h in HowHeard.values})
+    conditions.update(conditional)
+    # Each count with the sum of its referrals' record keys, the cell key of disclosure control: same pass.
+    aggregates = {name: Count("pk", filter=condition) for name, condition in conditions.items()}
+    aggregates.update({f"key:{name}": Sum("record_key", filter=condition) for name, condition in conditions.items()})
     grouped = queryset.values("site_id", v_status=F("vstatus")).annotate(**aggregates).order_by("site_id", "v_status")
     return list(grouped)
 
 
 def _per_site_sources(base: QuerySet) -> list[dict]:
-    return list(base.values("site_id", "source_of_referral").annotate(n=Count("pk")).order_by("site_id", "source_of_referral"))
+    return list(
+        base.values("site_id", "source_of_referral")
+        .annotate(n=Count("pk"), key=Sum("record_key"))
+        .order_by("site_id", "source_of_referral")
+    )
 
 
 def _is_middle(rank: int, n: int) -> bool:
@@ -231,10 +247,12 @@ def _access_per_site(events: QuerySet) -> list[dict]:
 def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoint]:
     """Referrals received and remained voluntary per month or quarter, from the pilot's start to the period's end.
 
-    Each point's voluntariness is as it stood at the end of that month or quarter: one query, the status
-    computed against a per-row `as of` picked by the row's bucket.
+    Only whole steps (each clipped to the pilot's dates) that end by the period's end: every point is itself a
+    standard period, the same cells as that period's own report, never a window of its own. Each point's
+    voluntariness is as it stood at the end of that month or quarter: one query, the status computed against
+    a per-row `as of` picked by the row's bucket.
     """
-    buckets = steps(pilot.starts_on, min(pilot.ends_on, period.end), pilot.cadence)
+    buckets = [b for b in steps(pilot.starts_on, pilot.ends_on, pilot.cadence) if b.end <= period.end]
     if not buckets:
         return []
     label = Case(
@@ -249,15 +267,17 @@ def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoi
     rows = (
         _with_flags(base, OuterRef("bucket_as_of"))
         .values(period=F("bucket"), v_status=F("vstatus"))
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("pk"), key=Sum("record_key"))
         .order_by("period")
     )
     points = {b.label: SeriesPoint(period=b) for b in buckets}
     for row in rows:
         point = points[row["period"]]
         point.referrals_received += row["n"]
+        point.referrals_received_key += row["key"] or 0
         if row["v_status"] == Voluntariness.VOLUNTARY:
             point.remained_voluntary += row["n"]
+            point.remained_voluntary_key += row["key"] or 0
     return list(points.values())
 
 
@@ -289,13 +309,18 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
     for row in _per_site_counts(base, period, as_of):
         figures = by_site[row["site_id"]]
         figures.referrals_received += row["referrals_received"]
+        figures.add_key(("referrals_received",), row["key:referrals_received"])
         figures.voluntariness[row["v_status"]] = row["referrals_received"]
+        figures.add_key(("voluntariness", row["v_status"]), row["key:referrals_received"])
         for p in Pathway.values:
             figures.by_pathway[p] += row[f"pathway:{p}"]
+            figures.add_key(("by_pathway", p), row[f"key:pathway:{p}"])
         for h in HowHeard.values:
             figures.by_how_heard[h] += row[f"how_heard:{h}"]
+            figures.add_key(("by_how_heard", h), row[f"key:how_heard:{h}"])
         for name in SIMPLE_COUNTS:
             figures.counts[name] += row[name]
+            figures.add_key((name,), row[f"key:{name}"])
     sources = _per_site_sources(base)
     seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
     source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
@@ -303,6 +328,7 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
         figures.by_source_of_referral = dict.fromkeys(source_codes, 0)
     for row in sources:
         by_site[row["site_id"]].by_source_of_referral[row["source_of_referral"]] = row["n"]
+        by_site[row["site_id"]].add_key(("by_source_of_referral", row["source_of_referral"]), row["key"])
     site_medians, overall_median = _medians(base, as_of)
     for site_id, median in site_medians.items():
         by_site[site_id].median_days_to_consent = median
@@ -322,6 +348,9 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
                 getattr(total, breakdown)[key] += n
         for name in SIMPLE_COUNTS:
             total.counts[name] += figures.counts[name]
+        # Sums of record keys add up over sites as the counts do (the cell key is taken modulo later).
+        for path, key_sum in figures.keys.items():
+            total.add_key(path, key_sum)
     total.median_days_to_consent = overall_median
     # Attempts counted once across sites, including those aimed at no referral (refused lists).
     total.counts.update(events.aggregate(**_attempt_counts()))

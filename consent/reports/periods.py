@@ -1,4 +1,8 @@
-"""Reporting periods: parsing `2026-Q3`, `2026-07`, `2026` or from/to dates, and stepping through a pilot.
+"""Reporting periods: the closed set a report may be asked for, clipped to the pilot, and stepping through a pilot.
+
+A report covers one standard period only: a calendar year (`2026`), quarter (`2026-Q3`) or month (`2026-07`),
+or the pilot to date (`pilot`), always clipped to the pilot's own dates. Arbitrary windows are refused:
+narrow from/to windows let a reader difference reports down to single days and recover withheld counts.
 
 The calendar arithmetic is python-dateutil's (relativedelta for period ends, rrule for stepping), so month
 lengths, leap years and quarter boundaries are never worked out by hand.
@@ -8,7 +12,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import MONTHLY, rrule
 from django.core.exceptions import ValidationError
@@ -20,16 +23,16 @@ from colocation.models import Cadence
 # overflows and a typing slip (20026) is caught.
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 
+PILOT_TO_DATE = "pilot"
 ACCEPTED_FORMS = (
-    "Give period as a year (2026), a quarter (2026-Q3) or a month (2026-07), "
-    "or instead give from and to as dates (from=2026-07-01&to=2026-09-30); "
-    f"years {FIRST_YEAR} to {LAST_YEAR}."
+    "Give period as a year (2026), a quarter (2026-Q3), a month (2026-07) or the pilot to date (pilot); "
+    f"years {FIRST_YEAR} to {LAST_YEAR}. Reports cover these standard periods only, clipped to the pilot's dates: "
+    "other windows (from/to) are not accepted, so that reports cannot be differenced to recover withheld counts."
 )
 
 _YEAR = re.compile(r"^(\d{4})$")
 _QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -67,70 +70,54 @@ def year(number: int) -> Period:
     return Period(str(number), date(number, 1, 1), date(number, 12, 31))
 
 
-def _check_year(value: int, field: str) -> None:
+def _check_year(value: int) -> None:
     if not FIRST_YEAR <= value <= LAST_YEAR:
-        raise ValidationError({field: f"{value} is outside the years reports cover. {ACCEPTED_FORMS}"})
+        raise ValidationError({"period": f"{value} is outside the years reports cover. {ACCEPTED_FORMS}"})
 
 
-def _parse_label(text: str) -> Period:
+def parse_period(text) -> Period:
+    """The calendar period a label names (a year, quarter or month); a ValidationError naming the accepted forms.
+
+    The pilot to date depends on the pilot: see period_of_pilot.
+    """
+    if not isinstance(text, str):
+        raise ValidationError({"period": f"Give period as text. {ACCEPTED_FORMS}" if text is not None else
+                               f"A period is required. {ACCEPTED_FORMS}"})  # fmt: skip
     text = text.strip()
+    if not text:
+        raise ValidationError({"period": f"A period is required. {ACCEPTED_FORMS}"})
     if match := _YEAR.match(text):
-        _check_year(int(match[1]), "period")
+        _check_year(int(match[1]))
         return year(int(match[1]))
     if match := _QUARTER.match(text):
-        _check_year(int(match[1]), "period")
+        _check_year(int(match[1]))
         return quarter(int(match[1]), int(match[2]))
     if match := _MONTH.match(text):
-        _check_year(int(match[1]), "period")
+        _check_year(int(match[1]))
         return month(int(match[1]), int(match[2]))
-    raise ValidationError({"period": f"{text[:40]!r} is not a period. {ACCEPTED_FORMS}"})
+    raise ValidationError({"period": f"{text[:40]!r} is not a standard period. {ACCEPTED_FORMS}"})
 
 
-def _parse_date(value, field: str) -> date:
-    if isinstance(value, datetime):
-        value = value.date()
-    if isinstance(value, date):
-        _check_year(value.year, field)
-        return value
-    text = str(value).strip()
-    # isoparse alone would also take "2026" or "2026-07" as a date: insist on a whole day here.
-    if not _DATE.match(text):
-        raise ValidationError({field: f"{text[:40]!r} is not a date: give YYYY-MM-DD. {ACCEPTED_FORMS}"})
-    try:
-        parsed = isoparse(text).date()
-    except ValueError:
-        raise ValidationError({field: f"{text!r} is not a day of the calendar. {ACCEPTED_FORMS}"}) from None
-    _check_year(parsed.year, field)
-    return parsed
+def period_of_pilot(pilot, period, *, today: date | None = None) -> Period:
+    """The period a pilot's report covers: a standard period (or its label) clipped to the pilot's dates.
 
-
-def parse_period(period=None, *, start=None, end=None) -> Period:
-    """The period a report covers, from a label or from/to dates; a ValidationError naming the accepted forms.
-
-    `start` and `end` are the `from` and `to` of the API (both inclusive).
+    `pilot` (the pilot to date) runs from the pilot's start to today or its end, whichever is first. A period
+    that does not overlap the pilot at all is refused, naming the pilot's dates.
     """
-    if period is not None and not isinstance(period, str):
-        raise ValidationError({"period": f"Give period as text. {ACCEPTED_FORMS}"})
-    period = period.strip() if isinstance(period, str) else period
-    start = start.strip() if isinstance(start, str) else start
-    end = end.strip() if isinstance(end, str) else end
-    if period and (start or end):
-        raise ValidationError({"period": f"Give either period or from and to, not both. {ACCEPTED_FORMS}"})
-    if period:
-        return _parse_label(period)
-    if not start and not end:
-        raise ValidationError({"period": f"A period is required. {ACCEPTED_FORMS}"})
-    errors = {}
-    if not start:
-        errors["from"] = f"from is required with to. {ACCEPTED_FORMS}"
-    if not end:
-        errors["to"] = f"to is required with from. {ACCEPTED_FORMS}"
-    if errors:
-        raise ValidationError(errors)
-    first, last = _parse_date(start, "from"), _parse_date(end, "to")
-    if last < first:
-        raise ValidationError({"to": f"to ({last.isoformat()}) is before from ({first.isoformat()})."})
-    return Period(f"{first.isoformat()}/{last.isoformat()}", first, last)
+    pilot_dates = f"the pilot runs from {pilot.starts_on.isoformat()} to {pilot.ends_on.isoformat()}"
+    if isinstance(period, Period):
+        # Only its label counts: a Period made up in code with other dates is not a report's period either.
+        period = period.label
+    if isinstance(period, str) and period.strip().lower() == PILOT_TO_DATE:
+        today = today or timezone.localdate()
+        if today < pilot.starts_on:
+            raise ValidationError({"period": f"The pilot has not started yet: {pilot_dates}."})
+        return Period(PILOT_TO_DATE, pilot.starts_on, min(pilot.ends_on, today))
+    calendar = parse_period(period)
+    start, end = max(calendar.start, pilot.starts_on), min(calendar.end, pilot.ends_on)
+    if end < start:
+        raise ValidationError({"period": f"{calendar.label} is outside the pilot's dates: {pilot_dates}."})
+    return Period(calendar.label, start, end)
 
 
 def steps(start: date, end: date, cadence: str) -> list[Period]:

@@ -15,9 +15,10 @@ from consent.models import Pathway
 from consent.reports.disclosure import (
     DISCLOSURE_CONTROL,
     STAR,
-    shown_count,
+    counts_published_as,
+    publish_count,
+    share_of_published,
     suppress_median,
-    suppress_share,
     withheld_cells,
 )
 from consent.reports.metrics import (
@@ -29,7 +30,7 @@ from consent.reports.metrics import (
     PilotFigures,
     pilot_figures,
 )
-from consent.reports.periods import Period
+from consent.reports.periods import Period, period_of_pilot
 from consent.selectors import Voluntariness
 
 TOTAL = "total"
@@ -69,16 +70,26 @@ def _cells_of(figures: Figures) -> dict[tuple, int]:
 
 
 class _Cells:
-    """Every count of the report as one table of cells and the (total, parts) groups that tie them together."""
+    """Every count of the report as one table of cells and the (total, parts) groups that tie them together.
+
+    Each cell has its count and its cell key (the sum of the record keys of the referrals it counts); the
+    published figure is disclosure.publish_count of the two, or "*" when secondary suppression withholds it.
+    The series' cells (and the period's own totals when the period is one step of the series) appear in every
+    report whose series reaches them, so they are never withheld by one report's secondary suppression: they
+    publish the same figure wherever they appear.
+    """
 
     def __init__(self, figures: PilotFigures):
         self.values: dict[Hashable, int] = {}
+        self.keys: dict[Hashable, int] = {}
         self.aliases: dict[Hashable, Hashable] = {}
         self.groups: list[tuple[Hashable, list[Hashable]]] = []
+        self.fixed: set[Hashable] = set()
         scopes = {TOTAL: figures.total, **figures.by_site}
         for scope, scope_figures in scopes.items():
             for path, n in _cells_of(scope_figures).items():
                 self.values[(scope, *path)] = n
+                self.keys[(scope, *path)] = scope_figures.keys.get(path, 0)
             for alias, target in ALIASES.items():
                 self.aliases[(scope, *alias)] = (scope, *target)
             # Each breakdown is a partition of the referrals received at that scope.
@@ -92,33 +103,67 @@ class _Cells:
             for path in _cells_of(figures.total):
                 self.groups.append(((TOTAL, *path), [(site, *path) for site in site_ids]))
         self._add_series(figures)
-        self.withheld = withheld_cells(self.values, self.groups)
+        self.withheld = withheld_cells(
+            self.values, self.groups, rank=self._rank, exempt=frozenset(self.fixed), exposed=self._exposed
+        )
 
     def _add_series(self, figures: PilotFigures) -> None:
         period = figures.period
-        inside = [point for point in figures.series if period.contains(point.period)]
         for point in figures.series:
-            for name in ("referrals_received", "remained_voluntary"):
-                self.values[("series", point.period.label, name)] = getattr(point, name)
-        if len(inside) == 1 and inside[0].period.start == period.start and inside[0].period.end == period.end:
-            # The period is one step of the series: the same figures, so the same cells.
-            label = inside[0].period.label
-            self.aliases[("series", label, "referrals_received")] = (TOTAL, "referrals_received")
-            self.aliases[("series", label, "remained_voluntary")] = (TOTAL, "voluntariness", Voluntariness.VOLUNTARY)
-            for name in ("referrals_received", "remained_voluntary"):
-                del self.values[("series", label, name)]
-        elif inside:
-            # The steps inside the period add up to (at most) the period's referrals received.
-            self.groups.append(
-                ((TOTAL, "referrals_received"), [("series", p.period.label, "referrals_received") for p in inside])
-            )
+            label = point.period.label
+            if point.period.start == period.start and point.period.end == period.end:
+                # The period is one step of the series: the same figures, so the same cells.
+                self.aliases[("series", label, "referrals_received")] = (TOTAL, "referrals_received")
+                self.aliases[("series", label, "remained_voluntary")] = (TOTAL, "voluntariness", Voluntariness.VOLUNTARY)
+                self.fixed.update({(TOTAL, "referrals_received"), (TOTAL, "voluntariness", Voluntariness.VOLUNTARY)})
+                continue
+            self.values[("series", label, "referrals_received")] = point.referrals_received
+            self.keys[("series", label, "referrals_received")] = point.referrals_received_key
+            self.values[("series", label, "remained_voluntary")] = point.remained_voluntary
+            self.keys[("series", label, "remained_voluntary")] = point.remained_voluntary_key
+            self.fixed.update({("series", label, "referrals_received"), ("series", label, "remained_voluntary")})
+
+    def _range(self, key: Hashable) -> range:
+        """What a reader knows of a shown cell from its figure alone: the counts the table could have published so."""
+        return counts_published_as(publish_count(self.values[key], self.keys[key]))
+
+    def _exposed(self, total: Hashable, parts: list[Hashable], withheld: set[Hashable]) -> bool:
+        """Whether a group's shown figures pin down the sum of its withheld cells too closely.
+
+        A reader who knows the table bounds the withheld cells' sum by the shown cells' ranges. If the true sum
+        sits exactly at the edge of that bound (a shown total at the top of its range, shown parts at the bottom
+        of theirs), then once the reader knows the other withheld cells, one of them is exact. The server knows
+        the true counts, so it asks for at least one count of room on each side that can be bounded.
+        """
+        starred = [p for p in parts if p in withheld]
+        shown = [p for p in parts if p not in withheld]
+        starred_sum = sum(self.values[p] for p in starred)
+        low_shown = sum(self._range(p).start for p in shown)
+        high_shown = sum(self._range(p).stop - 1 for p in shown)
+        if total in withheld:
+            # Total = shown parts + withheld parts: its lower bound rests on the shown parts' lower bounds.
+            room_below = self.values[total] - low_shown - starred_sum
+            room_above = (high_shown + starred_sum - self.values[total]) if not starred else 1
+            return room_below < 1 or room_above < 1
+        if not starred:
+            return False
+        shown_total = self._range(total)
+        room_above = (shown_total.stop - 1) - low_shown - starred_sum
+        room_below = starred_sum - (shown_total.start - high_shown)
+        return room_above < 1 or (len(starred) == 1 and room_below < 1)
+
+    def _rank(self, key: Hashable):
+        """Secondary suppression withholds the cell that publishes the smallest figure, then the smallest cell key."""
+        return (publish_count(self.values[key], self.keys[key]), self.keys[key])
 
     def raw(self, *key) -> int:
         return self.values[self.aliases.get(key, key)]
 
     def shown(self, *key) -> int | str:
         key = self.aliases.get(key, key)
-        return shown_count(self.values[key], withheld=key in self.withheld)
+        if key in self.withheld:
+            return STAR
+        return publish_count(self.values[key], self.keys[key])
 
 
 def _median(value: float | None, *, resting_on) -> float | int | str | None:
@@ -136,16 +181,12 @@ def _scope(cells: _Cells, scope, figures: Figures, verified: bool) -> dict:
         "referrals_received": received,
         **{b: {key: cells.shown(scope, b, key) for key in getattr(figures, b)} for b in BREAKDOWNS[:3]},
         "explicit_consent": consent,
-        "explicit_consent_share": suppress_share(
-            figures.counts["explicit_consent"], figures.referrals_received, numerator_shown=consent, denominator_shown=received
-        ),
+        "explicit_consent_share": share_of_published(consent, received),
         "median_days_to_consent": _median(figures.median_days_to_consent, resting_on=consent),
         "voluntariness": {key: cells.shown(scope, "voluntariness", key) for key in Voluntariness.ALL},
         "remained_voluntary": remained,
         # Of those who consented: remaining voluntary is only possible with explicit consent.
-        "remained_voluntary_share": suppress_share(
-            figures.remained_voluntary, figures.counts["explicit_consent"], numerator_shown=remained, denominator_shown=consent
-        ),
+        "remained_voluntary_share": share_of_published(remained, consent),
     }
     published.update({name: cells.shown(scope, name) for name in PUBLISHED_COUNTS})
     published["access_log_verified"] = verified
@@ -319,13 +360,28 @@ def publish(figures: PilotFigures, log_verified_by_provider: dict[int, bool]) ->
     ]
     return {
         "pilot": {"id": figures.pilot.pk, "name": figures.pilot.name, "cadence": figures.pilot.cadence},
-        "period": figures.period.as_dict(),
+        "period": _period(figures),
         "disclosure_control": DISCLOSURE_CONTROL,
         "totals": _scope(cells, TOTAL, figures.total, log_verified),
         "sites": sites,
         "principles": _principles(figures, cells, log_verified),
         "series": series,
     }
+
+
+def _period(figures: PilotFigures) -> dict:
+    """The period as reported, with the pilot's dates and what was left out because of them."""
+    pilot = figures.pilot
+    starts_on, ends_on = getattr(pilot, "starts_on", None), getattr(pilot, "ends_on", None)
+    period = figures.period.as_dict()
+    if starts_on is None or ends_on is None:
+        return period
+    period["pilot_dates"] = {"start": starts_on.isoformat(), "end": ends_on.isoformat()}
+    period["counted"] = (
+        f"Referrals received from {figures.period.start.isoformat()} to {figures.period.end.isoformat()}: the period "
+        f"clipped to the pilot's dates. Referrals outside the pilot's dates are not counted."
+    )
+    return period
 
 
 def log_verification(provider_ids) -> dict[int, bool]:
@@ -337,9 +393,13 @@ def log_verification(provider_ids) -> dict[int, bool]:
     return {pid: verify_chain(organisation_ids=[pid], resume=True).verified for pid in sorted(provider_ids)}
 
 
-def compliance_report(pilot: Pilot, period: Period) -> dict:
-    """The published compliance report of a pilot for a period."""
-    figures = pilot_figures(pilot, period)
+def compliance_report(pilot: Pilot, period: Period | str) -> dict:
+    """The published compliance report of a pilot for a standard period (a Period or its label, or `pilot`).
+
+    The period is clipped to the pilot's dates first (periods.period_of_pilot): referrals outside them are not
+    counted. A label that is not a standard period, or a period outside the pilot, is a ValidationError.
+    """
+    figures = pilot_figures(pilot, period_of_pilot(pilot, period))
     return publish(figures, log_verification({site.provider_id for site in figures.sites}))
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from colocation.models import Pilot, User
 from consent.access.log import chain_heads, verify_chain
 from consent.reports.models import ComplianceReportSnapshot
-from consent.reports.periods import Period
+from consent.reports.periods import Period, period_of_pilot
 from consent.reports.report import compliance_report
 
 
@@ -46,12 +46,13 @@ def code_version() -> str:
 
 
 @transaction.atomic
-def freeze_report(*, pilot: Pilot, period: Period, author: User) -> ComplianceReportSnapshot:
+def freeze_report(*, pilot: Pilot, period: Period | str, author: User) -> ComplianceReportSnapshot:
     """Store the published report of a period unchanged, with its SHA-256, author, time, code version and log heads.
 
     The heads of the access-log chains of the pilot's providers are published with it, so a log rewritten
     later from some point on is caught against them (verify_snapshot checks they are still in the chains).
     """
+    period = period_of_pilot(pilot, period)
     report = compliance_report(pilot, period)
     provider_ids = sorted(set(pilot.sites.values_list("provider_id", flat=True)))
     now = timezone.now()

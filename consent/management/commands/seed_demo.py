@@ -41,6 +41,12 @@ class Command(BaseCommand):
                 self.build_access_attempts(world)
         if not quiet:
             self.print_accounts(password)
+            pilot = world["pilot"]
+            self.stdout.write(
+                f"Report       http://127.0.0.1:8000/api/v1/pilots/{pilot.pk}/compliance-report/?period=pilot "
+                f"(standard periods only: {pilot.starts_on.year}, {pilot.starts_on.year}-Q{(pilot.starts_on.month - 1) // 3 + 1}, "
+                f"{pilot.starts_on:%Y-%m} or pilot, the pilot to date; as the reviewer)\n"
+            )
 
     def build_world(self, password):
         def org(name, kind, ods=""):
