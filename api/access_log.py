@@ -592,7 +592,10 @@ class GroupDispositionView(DPOView):
         ),
         operation_id="access_alert_groups_disposition_create",
         request=GroupDispositionInput,
-        responses={201: GroupDispositionOutput},
+        responses={
+            201: GroupDispositionOutput,
+            404: OpenApiResponse(description="No open alert of that actor on that day in your organisation's log."),
+        },
     )
     def post(self, request):
         _dpo_only(request)

@@ -86,9 +86,9 @@ class _Summary:
 
 @pytest.fixture(scope="module", autouse=True)
 def summary_line(request):
-    plugin = _Summary()
-    if not request.config.pluginmanager.is_registered(plugin):
-        request.config.pluginmanager.register(plugin, "schemathesis-summary")
+    # By name: pytest may set this module's fixtures up more than once in a session (when it reorders tests).
+    if request.config.pluginmanager.get_plugin("schemathesis-summary") is None:
+        request.config.pluginmanager.register(_Summary(), "schemathesis-summary")
     yield
 
 
