@@ -8,6 +8,8 @@ Bearer or Basic header, or a Token header that is not one token, is refused with
 import binascii
 from hmac import compare_digest
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox import auth
 from knox.crypto import hash_token
 from knox.models import get_token_model
@@ -64,3 +66,13 @@ class TokenAuthentication(auth.TokenAuthentication):
                     raise exceptions.AuthenticationFailed("This account is inactive.")
                 return auth_token.user, auth_token
         raise refused
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """The token scheme in the OpenAPI schema: `Authorization: Token <token>` (drf-spectacular)."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=knox_settings.AUTH_HEADER_PREFIX)

@@ -55,7 +55,9 @@ class User(AbstractUser):
         # Validated on every save, not only in forms: a benefits-agency account must never become staff or
         # superuser, whichever code path flips the flag. Atomic, so the access event a change of flags writes
         # (consent.access.signals) commits with it or not at all.
-        self.clean()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or {"is_staff", "is_superuser"} & set(update_fields):
+            self.clean()
         with transaction.atomic(using=kwargs.get("using")):
             super().save(*args, **kwargs)
 

@@ -81,7 +81,7 @@ def _sqlite() -> list[tuple[str, str]]:
          NOT_MOVED),
         ("colocation_user_insert_flags", f"BEFORE INSERT ON {USER}",
          "NEW.benefits_agency_account AND (NEW.is_staff OR NEW.is_superuser)", WORK_COACH_ONLY),
-        ("colocation_user_update_flags", f"BEFORE UPDATE ON {USER}",
+        ("colocation_user_update_flags", f"BEFORE UPDATE OF is_staff, is_superuser, benefits_agency_account ON {USER}",
          f"(NEW.is_staff OR NEW.is_superuser) AND (NEW.benefits_agency_account OR {_agency_account('NEW.id')})",
          WORK_COACH_ONLY),
         ("colocation_user_mark_stays", f"BEFORE UPDATE OF benefits_agency_account ON {USER}",
@@ -155,7 +155,7 @@ def _postgresql() -> list[tuple[str, str, list[str]]]:
          [mark, f"CREATE TRIGGER colocation_profile_mark AFTER INSERT OR UPDATE ON {PROFILE} "
                 "FOR EACH ROW EXECUTE FUNCTION colocation_profile_mark();"]),
         ("colocation_user_guard", USER,
-         [user, f"CREATE TRIGGER colocation_user_guard BEFORE INSERT OR UPDATE ON {USER} "
+         [user, f"CREATE TRIGGER colocation_user_guard BEFORE INSERT OR UPDATE OF is_staff, is_superuser, benefits_agency_account ON {USER} "
                 "FOR EACH ROW EXECUTE FUNCTION colocation_user_guard();"]),
     ] + [
         (f"{table}_agency", table,

@@ -1,5 +1,6 @@
 """System checks: production refuses to start without what it needs to keep its promises."""
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
@@ -15,10 +16,10 @@ def receipt_signing_key_check(app_configs, **kwargs):
         return []
     try:
         receipts.signing_key()
-    except ImproperlyConfigured as missing:
+    except (ImproperlyConfigured, ValueError, TypeError, UnsupportedAlgorithm) as missing:
         return [
             Error(
-                str(missing),
+                f"CONSENT_RECEIPT_SIGNING_KEY: {missing}",
                 hint="Set CONSENT_RECEIPT_SIGNING_KEY to the PEM of an Ed25519 private key (openssl genpkey -algorithm ed25519).",
                 id="consent.E001",
             )

@@ -5,7 +5,7 @@ benefits agency gets nothing about any client, whatever flags, groups or permiss
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,7 +17,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from colocation.models import Organisation, OrganisationKind, Role, User
 from colocation.selectors import is_benefits_agency_account, staff_profile_of
 from consent.access import account_events
-from consent.access.log import AccessContext, AlertReason, EventDraft, record_access
+from consent.access.log import WITHHELD, AccessContext, AlertReason, EventDraft, record_access
 from consent.access.models import (
     AccessEvent,
     Action,
@@ -173,9 +173,13 @@ def _log_refusal(context: AccessContext, *, action: str, referral: Referral | No
     referral and of a made-up id leave the same event there. The owner's DPO sees the attempt on their client.
     """
     owner = referral.provider if referral is not None else None
+    if object_id:
+        # The id asked for is kept only where it names the chain's own referral: on the actor's other chains it
+        # is withheld (there it would tell their DPO another provider's ids), and so is its place in the path.
+        context = replace(context, path=context.path.replace(object_id, WITHHELD))
     drafts = [
         EventDraft(chain=chain, action=action, outcome=Outcome.DENIED, status=status, object_type="referral",
-                   object_id=object_id[:64])
+                   object_id=WITHHELD if object_id else "")
         for chain in _actor_chains(context.user)
         if owner is None or chain.pk != owner.pk
     ]  # fmt: skip
