@@ -93,6 +93,11 @@ def _distinct(chains: Iterable[Organisation]) -> list[Organisation]:
     return [seen[pk] for pk in sorted(seen)]
 
 
+def _dpos_chains(chains: Iterable[Organisation]) -> list[Organisation]:
+    """The providers' chains among these: where a DPO reads, and so where an alert is seen."""
+    return [chain for chain in _distinct(chains) if chain.kind == OrganisationKind.THERAPY_PROVIDER]
+
+
 # ---- sign-in and sign-out -----------------------------------------------------------------------------------
 
 
@@ -164,16 +169,18 @@ def record_authorisation_change(change: AuthorisationChange, *, context: AccessC
     """Every change to who may see what is an access event on the chains concerned, and an alert for their DPOs.
 
     Written in the transaction of the change itself (the callers' saves are atomic): if the event cannot be
-    written, the change does not happen either. With no chain concerned (an account of no organisation), the
-    chain of the actor's organisation takes it, and failing that every provider's: a superuser made in a shell
-    concerns them all.
+    written, the change does not happen either. Only providers' chains take it (a DPO reads them); with none
+    concerned (an account of no organisation, an organisation of no provider's), the chains of the actor's
+    organisation, and failing that every provider's: a superuser made in a shell concerns them all.
     """
     if not change.changes:
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("An authorisation change must be saved in a transaction, so its access event commits with it.")
     context = context or current_context()
-    chains = _distinct(change.chains) or _distinct(chains_of_organisation(organisation_of(context.user))) or every_provider()
+    chains = (
+        _dpos_chains(change.chains) or _dpos_chains(chains_of_organisation(organisation_of(context.user))) or every_provider()
+    )
     drafts = [
         EventDraft(
             chain=chain,
