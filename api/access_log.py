@@ -28,7 +28,7 @@ from api.fields import ChoiceField, StrictSerializer, TextField
 from colocation.models import OrganisationKind
 from consent.access import exports, firewall, selectors, services
 from consent.access.log import AccessContext, verify_chain
-from consent.access.models import Action, Disposition, Outcome
+from consent.access.models import AccessEvent, Action, Disposition, Outcome
 from consent.models import Referral
 
 # ---- renderers ---------------------------------------------------------------------------------------------
@@ -161,6 +161,10 @@ class DPOView(GenericAPIView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer, FHIRRenderer]
     filter_backends: list = []
 
+    def get_queryset(self):
+        # Only the browsable API asks (for a filter form it then leaves out): the views read through selectors.
+        return AccessEvent.objects.none()
+
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400 and getattr(request, "accepted_renderer", None).__class__ in (CSVRenderer, FHIRRenderer):
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
@@ -239,6 +243,9 @@ class AlertListView(DPOView):
 
 
 class DispositionView(DPOView):
+    # What the browsable API's form is built from (without it, any answer rendered there was a 500).
+    serializer_class = DispositionInput
+
     @extend_schema(
         summary="Record a disposition on an alert (append-only: a new decision is a new record)",
         request=DispositionInput,
