@@ -221,7 +221,7 @@ def create_referral(
         elif client is not None:
             # A client of the provider this recorder cannot see (a colleague's): the referral is recorded for them,
             # as the local reference says, but answers only with what was typed, whether the NHS number matches or
-            # not (no oracle), and the DPO is alerted. See docs/architecture.md, "Known clients".
+            # not (no oracle), and the DPO is alerted (README, "Known clients").
             known_unseen = True
     if client_errors:
         errors["client"] = client_errors
