@@ -13,7 +13,7 @@ from django.urls import include, path
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -25,11 +25,24 @@ from rest_framework.routers import SimpleRouter
 from api.base import ClientDataViewSet
 from api.context import access_context
 from api.fields import ChoiceField, StrictSerializer, TextField
+from api.pagination import PAGE_PARAMETERS
+from api.query import DeclaredQueryOnly
+from api.referrals import (
+    SOURCE_OF_REFERRAL_CHOICES,
+    AcknowledgementsOutput,
+    CheckOutput,
+    DeclineOutput,
+    DischargeOutput,
+    SiteRef,
+    VoluntarinessOutput,
+    WithdrawalOutput,
+)
+from api.schema import DPO, LEAD, THERAPIST, ContractCharField, code_field
 from colocation.models import OrganisationKind
 from consent.access import exports, firewall, selectors, services
-from consent.access.log import AccessContext, verify_chain
+from consent.access.log import AccessContext, AlertReason, verify_chain
 from consent.access.models import AccessEvent, Action, Disposition, Outcome
-from consent.models import Referral
+from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, Referral, ReferralStatus
 
 # ---- renderers ---------------------------------------------------------------------------------------------
 
@@ -105,6 +118,17 @@ class DispositionInput(StrictSerializer):
     note = TextField(max_length=4000)
 
 
+class GroupDispositionInput(StrictSerializer):
+    actor = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, allow_null=True, default=None,
+                                     help_text="the actor's user id, as the group gives it; null for an unknown actor")  # fmt: skip
+    actor_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="",
+                                       help_text="the actor's name at the time, for a group with no actor id")  # fmt: skip
+    day = serializers.DateField(help_text="the group's day, YYYY-MM-DD, in the service's time zone")
+    up_to = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="the group's last_seq as you were shown it")
+    disposition = ChoiceField(choices=Disposition.choices)
+    note = TextField(max_length=4000)
+
+
 class VerifyInput(serializers.Serializer):
     against = serializers.RegexField(
         re.compile(r"^[0-9a-f]{64}$"),
@@ -143,23 +167,265 @@ class Echo:
         return value
 
 
-LOG_RESPONSES = {
-    (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="Paginated access events, newest first"),
-    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="?format=csv: every matching event, in chain order"),
-    (200, "application/fhir+json"): OpenApiResponse(
-        OpenApiTypes.OBJECT, description="?format=fhir: a FHIR R4 searchset Bundle of AuditEvent, one page"
-    ),
-}
+ALERT_REASON_CHOICES = [
+    (AlertReason.DENIED, "A refused attempt"),
+    (AlertReason.BENEFITS_AGENCY, "Any attempt by a benefits-agency account"),
+    (AlertReason.BREAK_GLASS, "A clinical lead opened a referral by break-glass"),
+    (AlertReason.OUTSIDE_ASSIGNMENT, "Access to a referral outside the user's assignment"),
+    (AlertReason.UNUSUAL_VOLUME, "More distinct clients in an hour than the configured threshold"),
+]
+
+
+def actor_kind_field() -> serializers.CharField:
+    """The actor's kind of organisation, or empty for an account with none (a failed sign-in naming no account)."""
+    return ContractCharField(
+        allow_blank=True,
+        schema_extra={
+            "type": None,
+            "oneOf": [{"$ref": "#/components/schemas/OrganisationKindEnum"}, {"type": "string", "enum": [""]}],
+            "description": "The actor's kind of organisation; empty for an account with none.",
+        },
+    )
+
+
+class ActorOutput(serializers.Serializer):
+    """Who acted, as they were at the time (kept even if the account is later renamed or removed)."""
+
+    id = serializers.IntegerField(allow_null=True, help_text="The user id; null for a sign-in attempt naming no account.")
+    name = serializers.CharField()
+    organisation_id = serializers.IntegerField(allow_null=True)
+    organisation_kind = actor_kind_field()
+
+
+class EventRequestOutput(serializers.Serializer):
+    """The request the event belongs to. Query values that are not ids, dates or enumerations are withheld."""
+
+    id = serializers.CharField(help_text="The server's request id (also in the X-Request-ID header of the answer).")
+    method = serializers.CharField()
+    path = serializers.CharField()
+    status = serializers.IntegerField(allow_null=True)
+
+
+class AccessEventOutput(serializers.Serializer):
+    """One access event: append-only, hash-chained per provider organisation. Clients appear only by pseudonym."""
+
+    id = serializers.IntegerField()
+    chain = serializers.IntegerField(help_text="The organisation whose chain holds the event.")
+    seq = serializers.IntegerField(help_text="Its place in the chain, from 1.")
+    occurred_at = serializers.DateTimeField()
+    actor = ActorOutput()
+    action = serializers.ChoiceField(choices=Action.choices)
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    client_pseudonym = serializers.UUIDField(allow_null=True)
+    referral = serializers.UUIDField(allow_null=True)
+    outcome = serializers.ChoiceField(choices=Outcome.choices)
+    purpose = serializers.CharField()
+    request = EventRequestOutput()
+    alert_reasons = serializers.ListField(child=serializers.ChoiceField(choices=ALERT_REASON_CHOICES))
+    prev_hash = serializers.CharField(help_text="SHA-256 (hex) of the event before it in the chain.")
+    hash = serializers.CharField(help_text="SHA-256 (hex) over the canonical encoding of the event's fields.")
+
+
+class LatestDispositionOutput(serializers.Serializer):
+    """The DPO's latest decision on an alert."""
+
+    disposition = serializers.ChoiceField(choices=Disposition.choices)
+    note = serializers.CharField()
+    decided_by = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+
+
+class AlertOutput(AccessEventOutput):
+    """An access event that raised an alert, with where the DPO's review of it stands."""
+
+    open = serializers.BooleanField(help_text="No disposition yet, or the latest is investigating.")
+    latest_disposition = LatestDispositionOutput(allow_null=True)
+
+
+class DispositionOutput(serializers.Serializer):
+    """A disposition as recorded (append-only: a new decision is a new record)."""
+
+    id = serializers.IntegerField()
+    alert = serializers.IntegerField(help_text="The id of the alert's access event.")
+    open = serializers.BooleanField()
+    disposition = serializers.ChoiceField(choices=Disposition.choices)
+    note = serializers.CharField()
+    decided_by = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+
+
+class MismatchOutput(serializers.Serializer):
+    """Where the chain first fails to verify."""
+
+    event_id = serializers.IntegerField(allow_null=True)
+    chain = serializers.IntegerField(allow_null=True)
+    seq = serializers.IntegerField(allow_null=True)
+    problem = serializers.CharField()
+
+
+class ChainHeadOutput(serializers.Serializer):
+    """A chain's newest event: publish it, and check later that the chain still holds it (`against`)."""
+
+    seq = serializers.IntegerField()
+    head_hash = serializers.CharField()
+
+
+class VerificationOutput(serializers.Serializer):
+    """The walk of the organisation's hash chain, event by event."""
+
+    verified = serializers.BooleanField()
+    events_checked = serializers.IntegerField()
+    first_mismatch = MismatchOutput(allow_null=True)
+    heads = serializers.DictField(child=ChainHeadOutput(), help_text="The head of each chain walked, by organisation id.")
+    against_found = serializers.BooleanField(
+        required=False, help_text="Only with `against`: whether that published head is still in the chain."
+    )
+
+
+# FHIR documents keep FHIR's own camelCase names.
+class FHIRAuditEventOutput(serializers.Serializer):
+    """An HL7 FHIR R4 AuditEvent (http://hl7.org/fhir/R4/auditevent.html); nested elements follow FHIR's own schema."""
+
+    resourceType = code_field("AuditEvent")
+    id = serializers.CharField()
+    type = serializers.JSONField()
+    subtype = serializers.ListField(child=serializers.JSONField())
+    action = code_field("C", "R", "U", "D", "E", help_text="Create, Read, Update, Delete or Execute.")
+    recorded = serializers.DateTimeField()
+    outcome = code_field("0", "4", help_text="0 success; 4 minor failure, which is how a refusal is reported.")
+    outcomeDesc = serializers.CharField()
+    agent = serializers.ListField(child=serializers.JSONField())
+    source = serializers.JSONField()
+    entity = serializers.ListField(child=serializers.JSONField())
+    purposeOfEvent = serializers.ListField(child=serializers.JSONField(), required=False)
+
+
+class FHIRBundleLinkOutput(serializers.Serializer):
+    relation = serializers.CharField()
+    url = serializers.CharField()
+
+
+class FHIRBundleEntryOutput(serializers.Serializer):
+    fullUrl = serializers.CharField()
+    resource = FHIRAuditEventOutput()
+    search = inline_serializer("FHIRBundleEntrySearch", {"mode": serializers.CharField()})
+
+
+class FHIRAuditEventBundleOutput(serializers.Serializer):
+    """A FHIR R4 searchset Bundle of AuditEvents: one page of the log, with links to its neighbours."""
+
+    resourceType = code_field("Bundle")
+    type = code_field("searchset")
+    timestamp = serializers.DateTimeField()
+    total = serializers.IntegerField()
+    link = FHIRBundleLinkOutput(many=True)
+    entry = FHIRBundleEntryOutput(many=True)
+
+
+# ---- the subject-access export ----
+
+
+class ControllerOutput(serializers.Serializer):
+    """The data controller: the therapy provider that holds the records."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class SubjectOutput(serializers.Serializer):
+    """Everything held to identify the client (empty once retention has erased it)."""
+
+    pseudonym = serializers.UUIDField()
+    local_reference = serializers.CharField()
+    nhs_number = serializers.CharField()
+    year_of_birth = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    identifiers_erased_at = serializers.DateTimeField(allow_null=True)
+
+
+class ConsentTemplateTextOutput(serializers.Serializer):
+    """The text the client was shown, with its SHA-256."""
+
+    code = serializers.CharField()
+    version = serializers.IntegerField()
+    title = serializers.CharField()
+    language = serializers.CharField()
+    body = serializers.CharField()
+    body_sha256 = serializers.CharField()
+
+
+class SubjectConsentOutput(serializers.Serializer):
+    """A consent record with the text consented to."""
+
+    id = serializers.IntegerField()
+    template = ConsentTemplateTextOutput()
+    given_at = serializers.DateTimeField()
+    method = serializers.ChoiceField(choices=ConsentMethod.choices)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ConsentScope.choices))
+    acknowledgements = AcknowledgementsOutput()
+    supersedes = serializers.IntegerField(allow_null=True)
+    recorded_at = serializers.DateTimeField()
+
+
+class SubjectReferralOutput(serializers.Serializer):
+    """One of the client's referrals with the provider, with every record under it."""
+
+    id = serializers.UUIDField()
+    site = SiteRef()
+    referred_on = serializers.DateField()
+    source_of_referral = serializers.ChoiceField(choices=SOURCE_OF_REFERRAL_CHOICES)
+    how_heard = serializers.ChoiceField(choices=HowHeard.choices)
+    pathway = serializers.ChoiceField(choices=Pathway.choices)
+    status = serializers.ChoiceField(choices=ReferralStatus.choices)
+    voluntariness = VoluntarinessOutput()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    consents = SubjectConsentOutput(many=True)
+    withdrawals = WithdrawalOutput(many=True)
+    voluntariness_checks = CheckOutput(many=True)
+    discharge = DischargeOutput(allow_null=True)
+    decline = DeclineOutput(allow_null=True)
+
+
+class HistoryActorOutput(serializers.Serializer):
+    name = serializers.CharField()
+    organisation_kind = actor_kind_field()
+
+
+class HistoryEntryOutput(serializers.Serializer):
+    """One access to the client's records, as the client is told of it."""
+
+    occurred_at = serializers.DateTimeField()
+    actor = HistoryActorOutput()
+    action = serializers.ChoiceField(choices=Action.choices)
+    outcome = serializers.ChoiceField(choices=Outcome.choices)
+    referral = serializers.UUIDField(allow_null=True)
+    purpose = serializers.CharField()
+    seq = serializers.IntegerField()
+    hash = serializers.CharField()
+
+
+class SubjectAccessExportOutput(serializers.Serializer):
+    """A subject-access export (UK GDPR article 15): everything the provider holds about the client, and who accessed it."""
+
+    generated_at = serializers.DateTimeField()
+    controller = ControllerOutput()
+    client = SubjectOutput()
+    referrals = SubjectReferralOutput(many=True)
+    access_history = HistoryEntryOutput(many=True)
 
 
 # ---- views -------------------------------------------------------------------------------------------------
 
 
-class DPOView(GenericAPIView):
-    """Reads of the DPO's own organisation's log. Errors are JSON whatever format was asked for."""
+class DPOView(DeclaredQueryOnly, GenericAPIView):
+    """A view of the DPO's own organisation's log: JSON, and errors always JSON whatever format was asked for."""
 
-    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer, FHIRRenderer]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     filter_backends: list = []
+    # _dpo_only() refuses (and logs) a benefits-agency account before anything else, the query included.
+    refuses_benefits_agency_first = True
 
     def get_queryset(self):
         # Only the browsable API asks (for a filter form it then leaves out): the views read through selectors.
@@ -171,21 +437,40 @@ class DPOView(GenericAPIView):
         return super().finalize_response(request, response, *args, **kwargs)
 
 
+LOG_FORMATS = ["json", "csv", "fhir"]
+
+
 class AccessEventListView(DPOView):
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer, FHIRRenderer]
+
     @extend_schema(
-        summary="The access log of the DPO's organisation",
+        tags=[DPO],
+        summary="Your organisation's access log",
+        description=(
+            "Every access to client data on your organisation's hash chain, newest first, in pages. Filter by actor, "
+            "referral, action, outcome, the actor's kind of organisation and time. `?format=csv` downloads every "
+            "matching event in chain order (the download is itself logged); `?format=fhir` gives the page as a "
+            "FHIR R4 searchset Bundle of AuditEvent resources."
+        ),
         operation_id="access_events_list",
         parameters=[
-            OpenApiParameter("actor", str, description="user id or username"),
-            OpenApiParameter("referral", OpenApiTypes.UUID),
+            OpenApiParameter("actor", str, description="A user id or username."),
+            OpenApiParameter("referral", OpenApiTypes.UUID, description="A referral id."),
             OpenApiParameter("action", str, enum=Action.values),
             OpenApiParameter("outcome", str, enum=Outcome.values),
-            OpenApiParameter("organisation_kind", str, enum=OrganisationKind.values),
-            OpenApiParameter("occurred_after", str, description="date or ISO 8601 date and time"),
-            OpenApiParameter("occurred_before", str, description="date or ISO 8601 date and time"),
-            OpenApiParameter("format", str, enum=["json", "csv", "fhir"]),
+            OpenApiParameter("organisation_kind", str, enum=OrganisationKind.values, description="The actor's kind of organisation."),
+            OpenApiParameter("occurred_after", str, description="A date (YYYY-MM-DD, from its start) or an ISO 8601 date and time."),
+            OpenApiParameter("occurred_before", str, description="A date (YYYY-MM-DD, to its end) or an ISO 8601 date and time."),
+            OpenApiParameter("format", str, enum=LOG_FORMATS, description="json (default), csv or fhir."),
+            *PAGE_PARAMETERS,
         ],
-        responses=LOG_RESPONSES,
+        responses={
+            (200, "application/json"): AccessEventOutput(many=True),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="?format=csv: every matching event, in chain order"),
+            (200, "application/fhir+json"): OpenApiResponse(
+                FHIRAuditEventBundleOutput, description="?format=fhir: one page as a FHIR R4 searchset Bundle of AuditEvent"
+            ),
+        },
     )
     def get(self, request):
         _dpo_only(request)
@@ -217,9 +502,11 @@ class AccessEventDetailView(DPOView):
     """One event; there is no PUT, PATCH or DELETE (the log is append-only), so those answer 405."""
 
     @extend_schema(
-        summary="One access event of the DPO's organisation",
+        tags=[DPO],
+        summary="One event of your organisation's access log",
+        description="The log is append-only: there is no PUT, PATCH or DELETE (405).",
         operation_id="access_events_retrieve",
-        responses={200: OpenApiTypes.OBJECT},
+        responses=AccessEventOutput,
     )
     def get(self, request, pk: int):
         _dpo_only(request)
@@ -231,9 +518,16 @@ class AccessEventDetailView(DPOView):
 
 class AlertListView(DPOView):
     @extend_schema(
-        summary="The alert queue: open alerts first",
-        parameters=[OpenApiParameter("state", str, enum=["open", "closed"])],
-        responses={200: OpenApiTypes.OBJECT},
+        tags=[DPO],
+        summary="The alert queue",
+        description=(
+            "Events that raised an alert on your organisation's chain: refused attempts, any attempt by a "
+            "benefits-agency account, access outside an assignment, break-glass, unusual volume. Open alerts "
+            "first (no disposition yet, or still investigating), then the closed ones, newest first within each."
+        ),
+        operation_id="access_alerts_list",
+        parameters=[OpenApiParameter("state", str, enum=["open", "closed"], description="Only open or only closed alerts.")],
+        responses=AlertOutput(many=True),
     )
     def get(self, request):
         _dpo_only(request)
@@ -242,14 +536,52 @@ class AlertListView(DPOView):
         return self.get_paginated_response([_alert_as_dict(event) for event in page])
 
 
+class AlertGroupListView(DPOView):
+    @extend_schema(summary="The open alerts grouped by actor and day, newest first", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        _dpo_only(request)
+        groups = selectors.alert_groups_for_dpo(request.user)
+        return Response({"results": [
+            {"actor": g.actor_id, "actor_name": g.actor_name, "actor_organisation_kind": g.actor_organisation_kind,
+             "day": g.day, "alerts": g.alerts, "denied": g.denied, "first_seq": g.first_seq, "last_seq": g.last_seq}
+            for g in groups
+        ]})  # fmt: skip
+
+
+class GroupDispositionView(DPOView):
+    @extend_schema(
+        summary="One disposition for a whole group of alerts (one actor, one day): one append-only record per alert",
+        request=GroupDispositionInput,
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request):
+        _dpo_only(request)
+        values = _parsed(GroupDispositionInput, request.data)
+        try:
+            records = services.record_group_disposition(
+                user=request.user, actor_id=values["actor"], actor_name=values["actor_name"], day=values["day"],
+                up_to_seq=values["up_to"], disposition=values["disposition"], note=values["note"],
+            )  # fmt: skip
+        except services.AlertNotFound:
+            raise NotFound("No open alerts of that actor on that day in your organisation's log.") from None
+        return Response({"decided": len(records), "alerts": [record.event_id for record in records],
+                         "disposition": values["disposition"]}, status=status.HTTP_201_CREATED)  # fmt: skip
+
+
 class DispositionView(DPOView):
-    # What the browsable API's form is built from (without it, any answer rendered there was a 500).
+    # What OPTIONS describes for POST (DRF's metadata asks the view for its serializer).
     serializer_class = DispositionInput
 
     @extend_schema(
-        summary="Record a disposition on an alert (append-only: a new decision is a new record)",
+        tags=[DPO],
+        summary="Record your decision on an alert",
+        description=(
+            "`no_concern` or `breach_confirmed` closes the alert; `investigating` keeps it open. Decisions are "
+            "append-only: a later decision is a new record, and the alert shows the latest."
+        ),
+        operation_id="access_alerts_disposition_create",
         request=DispositionInput,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: DispositionOutput},
     )
     def post(self, request, pk: int):
         _dpo_only(request)
@@ -276,11 +608,20 @@ class DispositionView(DPOView):
 
 class VerifyView(DPOView):
     @extend_schema(
-        summary="Walk the organisation's hash chain: {verified, events_checked, first_mismatch, heads}",
+        tags=[DPO],
+        summary="Verify your organisation's hash chain",
+        description=(
+            "Walks the whole chain and names the first event whose hash or link does not match. With `against`, "
+            "also checks that a head published earlier (in a report snapshot, say) is still in the chain, which "
+            "catches a chain rewritten consistently from some point on."
+        ),
+        operation_id="access_log_verify",
         parameters=[
-            OpenApiParameter("against", str, description="a head hash published earlier, to check it is still in the chain")
+            OpenApiParameter(
+                "against", str, pattern="^[0-9a-f]{64}$", description="A head hash published earlier (64 lowercase hex characters)."
+            )
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses=VerificationOutput,
     )
     def get(self, request):
         chain_id = _dpo_only(request)
@@ -298,16 +639,31 @@ class ReferralAccessLogViewSet(ClientDataViewSet):
     def safely_get_queryset(self) -> QuerySet:
         return Referral.objects.select_related("provider")
 
-    @extend_schema(summary="Every access event about this referral's client (the DPO, or the assigned team)",
-                   responses={200: OpenApiTypes.OBJECT, 404: None})  # fmt: skip
+    @extend_schema(
+        tags=[DPO, THERAPIST, LEAD],
+        summary="Who accessed this referral",
+        description=(
+            "Every access event about this referral on its provider's chain, oldest first, in pages: for the "
+            "provider's DPO and the referral's assigned team. Anyone else gets 404, and the attempt is logged."
+        ),
+        responses=AccessEventOutput(many=True),
+    )
     @action(detail=True, methods=["get"], url_path="access-history")
     def access_history(self, request, pk=None):
         referral = self.get_object()
         page = self.paginate_queryset(selectors.access_history(referral))
         return self.get_paginated_response([exports.event_as_dict(event) for event in page])
 
-    @extend_schema(summary="Everything held about the client, with its access history (the provider's DPO)",
-                   responses={200: OpenApiTypes.OBJECT, 404: None})  # fmt: skip
+    @extend_schema(
+        tags=[DPO],
+        summary="Subject-access export of the referral's client",
+        description=(
+            "For the provider's DPO answering a subject-access request: the client's identifiers, every referral "
+            "the provider holds for them with all records, and the history of access to them. The export is an "
+            "access event for each referral in it."
+        ),
+        responses=SubjectAccessExportOutput,
+    )
     @action(detail=True, methods=["get"], url_path="subject-access-export")
     def subject_access_export(self, request, pk=None):
         context: AccessContext = access_context(request, purpose="subject access request")
@@ -321,6 +677,8 @@ urlpatterns: list = [
     path("access-events/", AccessEventListView.as_view(), name="access-event-list"),
     path("access-events/alerts/", AlertListView.as_view(), name="access-alert-list"),
     path("access-events/alerts/<int:pk>/disposition/", DispositionView.as_view(), name="access-alert-disposition"),
+    path("access-events/alert-groups/", AlertGroupListView.as_view(), name="access-alert-group-list"),
+    path("access-events/alert-groups/disposition/", GroupDispositionView.as_view(), name="access-alert-group-disposition"),
     path("access-events/verify/", VerifyView.as_view(), name="access-verify"),
     path("access-events/<int:pk>/", AccessEventDetailView.as_view(), name="access-event-detail"),
     path("", include(router.urls)),

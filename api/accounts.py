@@ -19,6 +19,9 @@ from rest_framework.views import APIView
 
 from api.authentication import TokenAuthentication
 from api.fields import StrictSerializer, parser_classes
+from api.query import DeclaredQueryOnly
+from api.schema import ACCOUNT
+from colocation.models import OrganisationKind, Role
 from colocation.selectors import staff_profile_of
 
 
@@ -50,7 +53,7 @@ class SignInRateThrottle(ScopedRateThrottle):
         return super().get_ident(request)
 
 
-class TokenView(APIView):
+class TokenView(DeclaredQueryOnly, APIView):
     """Exchange a username and password for a token; repeated failures lock the account for a while."""
 
     authentication_classes = []
@@ -60,6 +63,13 @@ class TokenView(APIView):
     parser_classes = parser_classes()
 
     @extend_schema(
+        tags=[ACCOUNT],
+        summary="Sign in: a token for a username and password",
+        description=(
+            "Send the token back as `Authorization: Token <token>`. Five failed attempts lock the account for a while "
+            "(429 with code locked_out); wrong credentials are a 400 with code invalid_credentials."
+        ),
+        operation_id="auth_token_create",
         request=TokenInput,
         responses={200: TokenOutput, 400: OpenApiResponse(description="Wrong username or password"),
                    429: OpenApiResponse(description="Locked out after repeated failures, or throttled")},
@@ -103,42 +113,64 @@ def _issue_token(user):
     return tokens.create(user=user, expiry=knox_settings.TOKEN_TTL)
 
 
-class LogoutView(knox_views.LogoutView):
+class LogoutView(DeclaredQueryOnly, knox_views.LogoutView):
     """Sign out: the token this request carries stops working at once. An access event (user_logged_out)."""
 
     authentication_classes = [TokenAuthentication]
 
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="Signed out: the token no longer works")})
+    @extend_schema(
+        tags=[ACCOUNT],
+        summary="Sign out: the token sent with this request stops working",
+        operation_id="auth_logout_create",
+        request=None,
+        responses={204: OpenApiResponse(description="Signed out: the token no longer works")},
+    )
     def post(self, request, format=None):
         return super().post(request, format)
 
 
-class LogoutAllView(knox_views.LogoutAllView):
+class LogoutAllView(DeclaredQueryOnly, knox_views.LogoutAllView):
     """Sign out everywhere: every token of the account stops working at once. An access event (user_logged_out)."""
 
     authentication_classes = [TokenAuthentication]
 
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="Every token of the account revoked")})
+    @extend_schema(
+        tags=[ACCOUNT],
+        summary="Sign out everywhere: every token of this account stops working",
+        operation_id="auth_logoutall_create",
+        request=None,
+        responses={204: OpenApiResponse(description="Every token of the account revoked")},
+    )
     def post(self, request, format=None):
         return super().post(request, format)
 
 
 class OrganisationRef(serializers.Serializer):
+    """The organisation an account belongs to."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=OrganisationKind.choices)
 
 
 class MeOutput(serializers.Serializer):
+    """The signed-in account: its organisation and role (null for an account without a staff profile)."""
+
     username = serializers.CharField()
     organisation = OrganisationRef(allow_null=True)
-    role = serializers.CharField(allow_null=True)
+    role = serializers.ChoiceField(choices=Role.choices, allow_null=True)
 
 
-class MeView(APIView):
+class MeView(DeclaredQueryOnly, APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=MeOutput)
+    @extend_schema(
+        tags=[ACCOUNT],
+        summary="The signed-in account",
+        description="Your username, your organisation (id, name, kind) and your role.",
+        operation_id="me_retrieve",
+        responses=MeOutput,
+    )
     def get(self, request):
         profile = staff_profile_of(request.user)
         return Response(

@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 from rest_framework.viewsets import GenericViewSet
 
 from api.context import access_context
+from api.query import DeclaredQueryOnly
 from consent.access import firewall
 from consent.access.models import Action
 from consent.models import Referral
@@ -27,7 +28,7 @@ def _refuse_bypass(cls) -> None:
         raise TypeError(f"{cls.__name__} sets queryset: implement safely_get_queryset() instead.")
 
 
-class ClientDataViewSet(GenericViewSet):
+class ClientDataViewSet(DeclaredQueryOnly, GenericViewSet):
     """Client-data views get their queryset and objects from consent.access.firewall, never directly.
 
     Subclasses say what they read in `safely_get_queryset` (a Referral queryset that the firewall then
@@ -38,6 +39,12 @@ class ClientDataViewSet(GenericViewSet):
     """
 
     purposes: dict[str, firewall.Purpose] = {}
+    # The firewall refuses a benefits-agency account before anything else, the query included.
+    refuses_benefits_agency_first = True
+    path_parameter_schemas = {
+        "id": {"type": "string", "format": "uuid", "description": "The referral's id."},
+        "record_id": {"type": "integer", "minimum": 1, "maximum": 10**18 - 1, "description": "The record's id."},
+    }
     actions_logged_as: dict[str, str] = {}
     lookup_value_regex = "[^/]+"  # Any id is looked up through the firewall, so a bad one is a logged 404.
 

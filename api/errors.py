@@ -1,10 +1,21 @@
-"""One exception handler: domain errors become the project's JSON error shape."""
+"""One exception handler: domain errors become the project's JSON error shape.
+
+And the one answer to "the database cannot be reached": a 503 with Retry-After, in that shape under the API and
+as a plain page elsewhere, from whichever layer the failure reaches first (this handler inside DRF's views,
+api.middleware.DatabaseUnavailableMiddleware around any view, `server_error` for failures outside the view).
+"""
+
+import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -48,20 +59,72 @@ def _actionable(exc: exceptions.APIException) -> exceptions.APIException:
     return exc
 
 
-def _log_unavailable(exc: AccessLogUnavailable) -> Response:
-    # Fail closed: the access could not be logged, so it did not happen. The answer carries nothing of the
-    # request's data, only that it failed and may be tried again.
-    set_rollback()
-    return Response(
-        {"detail": str(exc), "code": "access_log_unavailable"},
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": "30"},
-    )
+logger = logging.getLogger(__name__)
+
+# A refused or lost connection, a server restarting, a failover, a lock or statement timeout: Django raises
+# these as OperationalError (InterfaceError once the connection is already closed). The request did nothing
+# that stays, and the same request a little later will very likely succeed.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+# A restart or failover takes seconds; the service answers again as soon as the database does (a broken
+# connection is dropped at the end of the request that found it broken).
+DATABASE_RETRY_AFTER_SECONDS = 5
+ACCESS_LOG_RETRY_AFTER_SECONDS = 30
+
+
+def temporarily_unavailable(exc: BaseException | None, *, rolled_back: bool = True) -> tuple[dict, int] | None:
+    """The JSON error and the Retry-After seconds for a failure that the caller may simply try again, or None.
+
+    `rolled_back` says whether the request's transaction is known to have been rolled back (the failure
+    reached the view or its transaction); only then does the answer promise that nothing was saved.
+    """
+    if isinstance(exc, AccessLogUnavailable):
+        # Fail closed: the access could not be logged, so it did not happen. The answer carries nothing of the
+        # request's data, only that it failed and may be tried again.
+        return {"detail": str(exc), "code": "access_log_unavailable"}, ACCESS_LOG_RETRY_AFTER_SECONDS
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        detail = "The database cannot be reached for the moment" + ("; nothing was saved." if rolled_back else ".")
+        return {"detail": f"{detail} Try again in a few seconds.", "code": "database_unavailable"}, DATABASE_RETRY_AFTER_SECONDS
+    return None
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+def unavailable_response(request, exc: BaseException | None, *, rolled_back: bool = True) -> HttpResponse | None:
+    """A 503 for a failure to retry, outside DRF (middleware, handler500): JSON under the API, a page elsewhere."""
+    unavailable = temporarily_unavailable(exc, rolled_back=rolled_back)
+    if unavailable is None:
+        return None
+    body, retry_after = unavailable
+    logger.warning("503 for %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+    if is_api_path(request.path):
+        response = JsonResponse(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    else:
+        # Rendered without the request: a context processor could ask for request.user, i.e. the database.
+        page = render_to_string("503.html", {"detail": body["detail"], "retry_after": retry_after})
+        response = HttpResponse(page, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def server_error(request):
+    """handler500: a database failure outside any view (a middleware reading the session before the view, or
+    saving it after) is a 503 like one inside it; anything else is Django's 500 as before.
+
+    Django calls this while handling the exception, so sys.exc_info() holds it. The view's transaction, if
+    there was one, may have committed before the failure, so this answer promises nothing about what was saved.
+    """
+    return unavailable_response(request, sys.exc_info()[1], rolled_back=False) or defaults.server_error(request)
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, AccessLogUnavailable):
-        return _log_unavailable(exc)
+    unavailable = temporarily_unavailable(exc)
+    if unavailable is not None:
+        logger.warning("503 for %s %s: %s: %s", context["request"].method, context["request"].path, type(exc).__name__, exc)
+        set_rollback()
+        body, retry_after = unavailable
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(retry_after)})
     if isinstance(exc, RequestDataTooBig):
         # Django would answer an HTML 400 page; the body was never parsed, so nothing was written.
         set_rollback()

@@ -31,6 +31,8 @@ class ChoiceField(serializers.ChoiceField):
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo or an attempt to set status is a 400, not ignored."""
 
+    refuses_unknown_fields = True  # said in the schema too (api.schema): additionalProperties false
+
     def validate_empty_values(self, data):
         # A JSON null body would otherwise get DRF's bare "No data provided".
         if data is None and self.parent is None:

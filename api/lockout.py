@@ -12,6 +12,9 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     detail = f"This account is locked from this address after {settings.AXES_FAILURE_LIMIT} failed sign-ins in a row. " + (
         f"Try again in {minutes} minutes, or ask an administrator to unlock it." if minutes else get_lockout_message()
     )
+    if original_response is not None and getattr(original_response, "answers_lockout", False):
+        # A page that explains the lockout itself (the web sign-in page) keeps its own answer.
+        return original_response
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": detail, "code": "locked_out"}, status=429)
     return HttpResponse(detail, status=429, content_type="text/plain; charset=utf-8")

@@ -4,6 +4,7 @@ import uuid
 from django.conf import settings
 from django.http import JsonResponse
 
+from api.errors import unavailable_response
 from consent.access import account_events
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -74,3 +75,24 @@ class SecurityHeadersMiddleware:
             # Client data must not linger in shared caches or the browser's.
             response.setdefault("Cache-Control", "no-store")
         return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that cannot be reached answers 503 with Retry-After, wherever in the view it fails.
+
+    Django calls the view inside the request's transaction (ATOMIC_REQUESTS wraps the view callable in
+    transaction.atomic), so a failure to open that transaction, to commit it, or anywhere between (DRF's
+    exception handler included, and views outside DRF such as the admin) comes out of the view callable after
+    the transaction has rolled back, and Django hands it to process_exception. Failures outside the view (a
+    middleware reading the session before it or saving it after) never reach process_exception: Django turns
+    them into its 500 page, which is api.errors.server_error (config/urls.py handler500), answering alike.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        return unavailable_response(request, exception)

@@ -3,14 +3,23 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.context import access_context
+from api.query import DeclaredQueryOnly
+from api.report_outputs import (
+    PERIOD_PATTERN,
+    ComplianceReportOutput,
+    FreezeReportInput,
+    SnapshotOutput,
+    SnapshotVerificationOutput,
+)
+from api.schema import DPO, LEAD, REVIEWER
 from consent.access import firewall
 from consent.reports import selectors
 from consent.reports.periods import ACCEPTED_FORMS, parse_period
@@ -41,7 +50,13 @@ class HTMLReportRenderer(BaseRenderer):
         return report_html(data, snapshot=getattr(view, "snapshot_meta", None))
 
 
-class ReportRenderingView(APIView):
+class ReportView(DeclaredQueryOnly, APIView):
+    """A view of reports: the firewall's rule refuses (and logs) a benefits-agency account before anything else."""
+
+    refuses_benefits_agency_first = True
+
+
+class ReportRenderingView(ReportView):
     """JSON by default; ?format=csv or ?format=html render the same published report. Errors are always JSON."""
 
     renderer_classes = [JSONRenderer, CSVReportRenderer, HTMLReportRenderer]
@@ -55,8 +70,9 @@ class ReportRenderingView(APIView):
         return super().perform_content_negotiation(request, force)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        # A 400 or 404 explains itself in the project's JSON error shape, whatever format was asked for.
-        if response.status_code >= 400:
+        # A 400 or 404 explains itself in the project's JSON error shape, whatever format was asked for; so
+        # does OPTIONS, whose answer describes the view rather than holding a report.
+        if response.status_code >= 400 or request.method == "OPTIONS":
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code < 400 and getattr(request.accepted_renderer, "format", "") in ("csv", "html"):
@@ -81,42 +97,17 @@ def _period_from(values) -> object:
 
 
 PERIOD_PARAMETERS = [
-    OpenApiParameter("period", OpenApiTypes.STR, description="2026, 2026-Q3 or 2026-07"),
-    OpenApiParameter("from", OpenApiTypes.DATE, description="first day, with to, instead of period"),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="last day, with from, instead of period"),
-    OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="json (default), csv or html"),
-]
-REPORT_SCHEMA = OpenApiResponse(OpenApiTypes.OBJECT, description="The published (suppressed) report; see DESIGN.md")
-ERRORS = {
-    (400, "application/json"): OpenApiResponse(
-        OpenApiTypes.OBJECT, description="A bad period or format: the accepted forms, field by field"
-    ),
-    (403, "application/json"): OpenApiResponse(
-        OpenApiTypes.OBJECT, description="A benefits-agency account: never any figure about clients"
-    ),
-    (404, "application/json"): OpenApiResponse(
-        OpenApiTypes.OBJECT, description="No such pilot or snapshot, or not one this account may read"
-    ),
-}
-NOT_READABLE = {key: value for key, value in ERRORS.items() if key[0] != 400}
+    OpenApiParameter("period", {"type": "string", "pattern": PERIOD_PATTERN},
+                     description="A standard period: a year (2026), a quarter (2026-Q3) or a month (2026-07)."),
+    OpenApiParameter("from", OpenApiTypes.DATE, description="The first day, with `to`, instead of `period`."),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="The last day, with `from`, instead of `period`."),
+    OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="json (default), csv or html."),
+]  # fmt: skip
 RENDERINGS = {
-    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per published figure"),
-    (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="A printable page with inline SVG charts"),
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="?format=csv: one row per published figure."),
+    (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="?format=html: a printable page with inline SVG charts."),
 }
-SNAPSHOT_SCHEMA = inline_serializer(
-    "ComplianceReportSnapshot",
-    {
-        "id": serializers.IntegerField(),
-        "pilot": serializers.IntegerField(),
-        "period": serializers.CharField(),
-        "sha256": serializers.CharField(),
-        "frozen_by": serializers.CharField(),
-        "frozen_at": serializers.DateTimeField(),
-        "code_version": serializers.CharField(),
-        "access_log_heads": serializers.DictField(),
-        "report": serializers.DictField(),
-    },
-)
+READERS = [REVIEWER, LEAD, DPO]
 
 
 def _snapshot_output(snapshot) -> dict:
@@ -136,9 +127,16 @@ def _snapshot_output(snapshot) -> dict:
 
 class ComplianceReportView(ReportRenderingView):
     @extend_schema(
+        tags=READERS,
+        summary="A pilot's compliance report for a period",
+        description=(
+            "For reviewers of a professional body overseeing the pilot, and the clinical leads and DPOs of its "
+            "providers. Figures per site and in total, the six principles with their verdicts, and a series for the "
+            "trend, with small numbers suppressed before anything leaves the server. Every request is an access event."
+        ),
+        operation_id="compliance_report_retrieve",
         parameters=PERIOD_PARAMETERS,
-        responses={(200, "application/json"): REPORT_SCHEMA, **RENDERINGS, **ERRORS},
-        summary="The pilot's compliance report",
+        responses={(200, "application/json"): ComplianceReportOutput, **RENDERINGS},
     )
     def get(self, request, pilot_id: int):
         _refuse_benefits_agency(request)
@@ -150,18 +148,18 @@ class ComplianceReportView(ReportRenderingView):
         return Response(compliance_report(pilot, period))
 
 
-class SnapshotCreateView(APIView):
+class SnapshotCreateView(ReportView):
     @extend_schema(
-        request=inline_serializer(
-            "FreezeReport",
-            {
-                "period": serializers.CharField(required=False, help_text="2026, 2026-Q3 or 2026-07"),
-                "from": serializers.DateField(required=False, help_text="first day, with to, instead of period"),
-                "to": serializers.DateField(required=False, help_text="last day, with from"),
-            },
-        ),
-        responses={201: SNAPSHOT_SCHEMA, **ERRORS},
+        tags=[LEAD, DPO],
         summary="Freeze a period's report as a snapshot",
+        description=(
+            "For the clinical leads and DPOs of the pilot's providers: stores the report exactly as produced, with "
+            "its SHA-256, the author, the time, the code version and the heads of the providers' access-log chains, "
+            "so a professional body can check later that what it was sent is what the system produced."
+        ),
+        operation_id="compliance_report_freeze",
+        request=FreezeReportInput,
+        responses={201: SnapshotOutput},
     )
     def post(self, request, pilot_id: int):
         _refuse_benefits_agency(request)
@@ -184,9 +182,15 @@ def _readable_snapshot(request, snapshot_id: int):
 
 class SnapshotView(ReportRenderingView):
     @extend_schema(
+        tags=READERS,
+        summary="A stored report snapshot",
+        description=(
+            "The snapshot as frozen, for those who may read the pilot's reports. `?format=csv` or `?format=html` "
+            "render its report, exactly as stored."
+        ),
+        operation_id="compliance_report_snapshot_retrieve",
         parameters=[PERIOD_PARAMETERS[-1]],
-        responses={(200, "application/json"): SNAPSHOT_SCHEMA, **RENDERINGS, **NOT_READABLE},
-        summary="A stored snapshot (?format=csv or html renders its report)",
+        responses={(200, "application/json"): SnapshotOutput, **RENDERINGS},
     )
     def get(self, request, snapshot_id: int):
         snapshot = _readable_snapshot(request, snapshot_id)
@@ -199,22 +203,16 @@ class SnapshotView(ReportRenderingView):
         return Response(output)
 
 
-class SnapshotVerifyView(APIView):
+class SnapshotVerifyView(ReportView):
     @extend_schema(
-        responses={
-            200: inline_serializer(
-                "SnapshotVerification",
-                {
-                    "id": serializers.IntegerField(),
-                    "verified": serializers.BooleanField(),
-                    "sha256": serializers.CharField(),
-                    "sha256_recomputed": serializers.CharField(),
-                    "access_log_heads": serializers.DictField(),
-                },
-            ),
-            **NOT_READABLE,
-        },
-        summary="Whether the stored snapshot still matches its SHA-256",
+        tags=READERS,
+        summary="Check a snapshot is unchanged",
+        description=(
+            "Recomputes the SHA-256 of the stored snapshot (`verified`), and checks that each access-log head "
+            "published with it is still in its chain."
+        ),
+        operation_id="compliance_report_snapshot_verify",
+        responses=SnapshotVerificationOutput,
     )
     def get(self, request, snapshot_id: int):
         return Response(verify_snapshot(_readable_snapshot(request, snapshot_id)))

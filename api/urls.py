@@ -4,7 +4,13 @@ from rest_framework.routers import DefaultRouter
 
 from api import access_log, accounts, colocation, consent_exports, referrals, reports
 
-router = DefaultRouter()
+
+class Router(DefaultRouter):
+    # No format suffixes (referrals/{id}.json): an operation answers the formats its schema names and no other.
+    include_format_suffixes = False
+
+
+router = Router()
 router.register("sites", colocation.SiteViewSet, basename="site")
 router.register("pilots", colocation.PilotViewSet, basename="pilot")
 router.register("consent-templates", colocation.ConsentTemplateViewSet, basename="consent-template")

@@ -34,3 +34,19 @@ def sites_list() -> QuerySet[Site]:
 
 def pilots_list() -> QuerySet[Pilot]:
     return Pilot.objects.prefetch_related("sites", "overseen_by").order_by("name", "pk")
+
+
+def sites_run_by(organisation_id: int) -> QuerySet[Site]:
+    """The sites a provider runs, for choosing where a referral was made."""
+    return Site.objects.filter(provider_id=organisation_id).order_by("name", "pk")
+
+
+def clinicians_of(organisation_id: int) -> QuerySet[User]:
+    """Active therapists and clinical leads of an organisation, who may be assigned its clients."""
+    return User.objects.filter(
+        is_active=True, staff_profile__organisation_id=organisation_id, staff_profile__role__in=("therapist", "clinical_lead")
+    ).order_by("username")
+
+
+def account_by_username(username: str) -> User | None:
+    return User.objects.select_related("staff_profile__organisation").filter(username=username).first()

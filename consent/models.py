@@ -288,6 +288,28 @@ class Withdrawal(AppendOnlyRecord):
         ordering = ["withdrawn_at", "pk"]
 
 
+class ScopeWithdrawal(AppendOnlyRecord):
+    """The client takes back one use of their data (say, contact by SMS) and stays in therapy.
+
+    Its own append-only record, one row per use: withdrawing a use neither ends the episode nor blocks its
+    discharge. Withdrawing treatment itself is a Withdrawal, which does end it. The use is back in force only
+    if the client consents to it again in a later consent record.
+    """
+
+    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="scope_withdrawals")
+    scope = models.CharField(max_length=32, choices=ConsentScope.choices)
+    withdrawn_at = models.DateTimeField()
+    reason = models.CharField(max_length=32, choices=WithdrawalReason.choices)
+
+    class Meta:
+        ordering = ["withdrawn_at", "pk"]
+        indexes = [models.Index(fields=["referral", "withdrawn_at"], name="scope_withdrawal_referral")]
+        constraints = [
+            # Treatment is withdrawn by withdrawing from therapy (a Withdrawal), never as a use on its own.
+            models.CheckConstraint(name="scope_withdrawal_not_treatment", condition=~models.Q(scope="treatment")),
+        ]
+
+
 class VoluntarinessCheck(AppendOnlyRecord):
     referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="voluntariness_checks")
     checked_at = models.DateTimeField()

@@ -43,6 +43,7 @@ import hashlib
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -50,9 +51,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.template.loader import render_to_string
+from django.utils import timezone
 
-from consent import selectors
-from consent.models import ACKNOWLEDGEMENTS, ConsentRecord, ConsentScope
+from consent import selectors, wording
+from consent.models import ACKNOWLEDGEMENTS, ConsentRecord, ConsentScope, ReferralStatus
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
 ALGORITHM = "Ed25519"
@@ -185,6 +188,23 @@ def _epoch(moment) -> int:
     return int(moment.timestamp())
 
 
+def _status(state: selectors.ConsentState) -> dict:
+    """Where the consent stands as the receipt is issued: in force, or ended, and any uses withdrawn since."""
+    if state.ended is None:
+        current = "in_force"
+    else:
+        current = "withdrawn" if state.ended.why == ReferralStatus.WITHDRAWN else "ended_by_discharge"
+    status = {
+        "state": current,
+        "scopesInForce": state.in_force,
+        "scopesWithdrawn": [{"scope": row.scope, "withdrawnAt": _epoch(row.withdrawn_at)} for row in state.withdrawn],
+    }
+    if state.ended is not None:
+        on = state.ended.on
+        status["endedOn"] = on.isoformat() if not hasattr(on, "timestamp") else timezone.localtime(on).date().isoformat()
+    return status
+
+
 def unsigned_receipt(consent: ConsentRecord, public_key: str) -> dict:
     """The Kantara v1.1 fields of a consent record, before signing."""
     referral = consent.referral
@@ -226,6 +246,10 @@ def unsigned_receipt(consent: ConsentRecord, public_key: str) -> dict:
         ],
         "acknowledgements": {name: getattr(consent, name) for name in ACKNOWLEDGEMENTS},
         "consentRecordedAt": _epoch(consent.recorded_at),
+        # Not Kantara fields: where the consent stands when the receipt is issued (a receipt of withdrawn consent
+        # says so), and how the client withdraws.
+        "consentStatus": _status(selectors.consent_state(referral, consent)),
+        "howToWithdraw": wording.how_to_withdraw(provider.name),
     }
 
 
@@ -278,3 +302,52 @@ def verify_receipt(document: dict, public_key: str | None = None) -> bool:
         return True
     except (InvalidSignature, UnsupportedAlgorithm, KeyError, TypeError, ValueError, AttributeError):
         return False
+
+
+# ---- the printable receipt ---------------------------------------------------------------------------------
+
+
+STATE_WORDS = {
+    "in_force": "In force",
+    "withdrawn": "Withdrawn: the client withdrew from therapy",
+    "ended_by_discharge": "Ended: the client was discharged",
+}
+
+
+def printable_receipt(consent: ConsentRecord) -> dict:
+    """What the printed receipt shows the client, from the signed receipt and the template's own wording."""
+    document = consent_receipt(consent)
+    receipt = document["receipt"]
+    status = receipt["consentStatus"]
+    withdrawn = {row["scope"]: row["withdrawnAt"] for row in status["scopesWithdrawn"]}
+    referral = consent.referral
+    uses = [
+        {
+            "scope": scope,
+            "words": wording.scope_wording(scope),
+            "in_force": scope in status["scopesInForce"],
+            "withdrawn_on": timezone.localtime(datetime.fromtimestamp(withdrawn[scope], tz=UTC)).date() if scope in withdrawn else None,
+        }
+        for scope in consent.scopes
+    ]
+    return {
+        "consent": consent,
+        "template": consent.template,
+        "provider": referral.provider,
+        "site": referral.site,
+        "receipt_id": receipt["consentReceiptID"],
+        "key_id": document["signature"]["key_id"],
+        "state": status["state"],
+        "state_words": STATE_WORDS[status["state"]],
+        "ended_on": status.get("endedOn"),
+        "uses": uses,
+        "acknowledgements": [wording.ACKNOWLEDGEMENT_WORDING[name] for name in ACKNOWLEDGEMENTS if getattr(consent, name)],
+        "nothing_disclosed_to": [party["party"] for party in receipt["nothingDisclosedTo"]],
+        "what_the_job_centre_gets": wording.WHAT_THE_JOB_CENTRE_GETS,
+        "how_to_withdraw": receipt["howToWithdraw"],
+    }
+
+
+def receipt_html(consent: ConsentRecord) -> str:
+    """The receipt as a standalone printable page (the API's ?format=html)."""
+    return render_to_string("consent/receipt_page.html", printable_receipt(consent))

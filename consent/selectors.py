@@ -16,6 +16,7 @@ from consent.models import (
     GoalRaisedBy,
     Referral,
     ReferralStatus,
+    ScopeWithdrawal,
     VoluntarinessCheck,
     Withdrawal,
     WithdrawalReason,
@@ -132,7 +133,22 @@ def referrals_for_list(*, filters: dict | None = None) -> QuerySet:
         queryset = queryset.filter(referred_on__gte=filters["referred_after"])
     if filters.get("referred_before"):
         queryset = queryset.filter(referred_on__lte=filters["referred_before"])
+    if filters.get("search"):
+        queryset = search_referrals(queryset, filters["search"])
     return with_voluntariness(queryset).order_by("-referred_on", "-created_at", "pk")
+
+
+def search_referrals(queryset: QuerySet, text: str, *, exact: bool = False) -> QuerySet:
+    """The referrals of `queryset` whose client's local reference is `text` (exact) or contains it, ignoring case.
+
+    Hand it the firewall's queryset (referrals_visible_to): it narrows what the user may already see and never
+    widens it, so nobody finds a client by reference outside their own assignment.
+    """
+    text = text.strip()
+    if not text:
+        return queryset
+    lookup = "client__local_reference__iexact" if exact else "client__local_reference__icontains"
+    return queryset.filter(**{lookup: text})
 
 
 def referral_detail() -> QuerySet:
@@ -141,6 +157,7 @@ def referral_detail() -> QuerySet:
         Referral.objects.select_related("client", "site", "provider", "discharge", "decline").prefetch_related(
             Prefetch("consents", queryset=ConsentRecord.objects.select_related("template")),
             "withdrawals",
+            "scope_withdrawals",
             "voluntariness_checks",
         )
     )
@@ -177,6 +194,36 @@ def consent_end(referral: Referral) -> ConsentEnd | None:
     return None
 
 
+@dataclass(frozen=True)
+class ConsentState:
+    """What a referral's latest consent covers now: the uses agreed, those since withdrawn, and what ended it."""
+
+    consent: ConsentRecord | None
+    agreed: list[str]
+    withdrawn: list[ScopeWithdrawal]  # uses withdrawn since this consent was given, oldest first
+    ended: ConsentEnd | None
+
+    @property
+    def in_force(self) -> list[str]:
+        """The uses the client's consent covers now: none once the episode has ended."""
+        if self.consent is None or self.ended is not None:
+            return []
+        taken_back = {row.scope for row in self.withdrawn}
+        return [scope for scope in self.agreed if scope not in taken_back]
+
+
+def consent_state(referral: Referral, consent: ConsentRecord | None = None) -> ConsentState:
+    """The latest consent and what is left of it (a fixed three queries at most)."""
+    consent = consent if consent is not None else latest_consent(referral)
+    if consent is None:
+        return ConsentState(consent=None, agreed=[], withdrawn=[], ended=consent_end(referral))
+    # A use withdrawn before this consent was given was agreed again by it; only later withdrawals count.
+    withdrawn = list(
+        ScopeWithdrawal.objects.filter(referral=referral, withdrawn_at__gte=consent.given_at).order_by("withdrawn_at", "pk")
+    )
+    return ConsentState(consent=consent, agreed=list(consent.scopes), withdrawn=withdrawn, ended=consent_end(referral))
+
+
 def benefits_agencies_concerned(referral: Referral) -> list[Organisation]:
     """The benefits agencies a consent export names as parties nothing is disclosed to.
 
@@ -197,3 +244,7 @@ def consent_templates_in_force(on: date | None = None) -> QuerySet:
 
 def template_is_used(template: ConsentTemplate) -> bool:
     return ConsentRecord.objects.filter(template=template).exists()
+
+
+def consent_template_by_id(template_id) -> ConsentTemplate | None:
+    return ConsentTemplate.objects.filter(pk=template_id).first()

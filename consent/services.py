@@ -22,10 +22,11 @@ from consent.models import (
     Discharge,
     Referral,
     ReferralStatus,
+    ScopeWithdrawal,
     VoluntarinessCheck,
     Withdrawal,
 )
-from consent.selectors import latest_consent
+from consent.selectors import consent_state, latest_consent
 from consent.source_of_referral import SOURCE_OF_REFERRAL
 
 # Words that, in a scope or a field name, ask for sharing with a benefits agency: never permitted.
@@ -369,6 +370,59 @@ def record_withdrawal(
     withdrawal.save()
     _move(referral, ReferralStatus.WITHDRAWN)
     return withdrawal
+
+
+@transaction.atomic
+def record_scope_withdrawal(
+    *, context: AccessContext, referral_id, scopes: list[str], withdrawn_at: datetime, reason: str
+) -> list[ScopeWithdrawal]:
+    """The client takes back one or more uses of their data (say, contact by SMS) and stays in therapy.
+
+    One append-only record per use. The episode goes on: its status is unchanged and it can still be
+    discharged. Treatment is not a use that can be withdrawn on its own: that is withdrawing from therapy.
+    """
+    referral = _open_for_change(context, referral_id, action=Action.WITHDRAWAL)
+    errors: dict = {}
+    scopes = list(dict.fromkeys(scopes or []))
+    state = consent_state(referral)
+    scope_errors = []
+    if not scopes:
+        scope_errors.append("Choose at least one use to withdraw, or withdraw from therapy altogether.")
+    if any(asks_to_share_with_benefits_agency(scope) for scope in scopes):
+        scope_errors.append(SHARING_NOT_PERMITTED)
+    unknown = [s for s in scopes if s not in ConsentScope.values and not asks_to_share_with_benefits_agency(s)]
+    if unknown:
+        scope_errors.append(f"Unknown use(s) {', '.join(map(str, unknown))}; accepted: {', '.join(ConsentScope.values)}.")
+    if ConsentScope.TREATMENT in scopes:
+        scope_errors.append(
+            "Treatment cannot be withdrawn as one use: to stop therapy, record a withdrawal from therapy instead."
+        )
+    known = [s for s in scopes if s in ConsentScope.values and s != ConsentScope.TREATMENT]
+    if referral.status != ReferralStatus.ACTIVE:
+        errors["referral"] = (
+            f"The referral is {referral.status}: there is no consent in force to withdraw a use from."
+        )
+    else:
+        not_in_force = [s for s in known if s not in state.in_force]
+        if not_in_force:
+            scope_errors.append(
+                f"Not in force, so nothing to withdraw: {', '.join(not_in_force)} (never agreed, or already withdrawn)."
+            )
+    if scope_errors:
+        errors["scopes"] = scope_errors
+    _not_in_future(withdrawn_at, "withdrawn_at", errors)
+    _not_before_referral(withdrawn_at, "withdrawn_at", referral, "A withdrawal", errors)
+    if "withdrawn_at" not in errors and state.consent is not None and withdrawn_at < state.consent.given_at:
+        errors["withdrawn_at"] = f"A withdrawal cannot come before the consent it withdraws ({state.consent.given_at.isoformat()})."
+    if errors:
+        raise ValidationError(errors)
+    rows = []
+    for scope in known:
+        row = ScopeWithdrawal(referral=referral, scope=scope, withdrawn_at=withdrawn_at, reason=reason, recorded_by=context.user)
+        row.full_clean()
+        row.save()
+        rows.append(row)
+    return rows
 
 
 @transaction.atomic

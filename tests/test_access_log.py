@@ -33,6 +33,10 @@ def _realistic_session(world):
     make_referral(world.therapist, world.site, local_reference="MAPLE")
     referral = world.referral
     therapist.get(f"/api/v1/referrals/{referral.pk}/")
+    # Identifiers typed into the parameters that exist, and into ones that do not (refused with a 400).
+    therapist.get("/api/v1/referrals/?search=KTT-000123&status=awaiting_consent")
+    therapist.get("/api/v1/referrals/?local_reference=MAPLE")
+    therapist.get("/api/v1/referrals/?search=943%20476%205919")
     therapist.get("/api/v1/referrals/?search=KTT-000123&nhs_number=9434765919&q=MAPLE&status=active")
     therapist.get("/api/v1/referrals/?KTT-000123=1&note=943%20476%205919")
     therapist.get(f"/api/v1/referrals/{NHS_NUMBER}/")
@@ -50,6 +54,7 @@ def _realistic_session(world):
     api_client().post("/api/v1/auth/token/", {"username": "therapist", "password": "KTT-000123"}, format="json")
     api_client().post("/api/v1/auth/token/", {"username": NHS_NUMBER, "password": PASSWORD}, format="json")
     api_client(world.dpo).get(f"/api/v1/referrals/{referral.pk}/subject-access-export/?why=KTT-000123")
+    api_client(world.dpo).get(f"/api/v1/referrals/{referral.pk}/subject-access-export/")
 
 
 def test_no_event_contains_an_nhs_number_or_a_local_reference(world):

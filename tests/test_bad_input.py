@@ -328,15 +328,22 @@ def test_it_answers_a_page_number_out_of_range_with_a_404_that_says_so(world, pa
     assert "page" in response.json()["detail"].lower()
 
 
-@pytest.mark.parametrize("page_size", ["-1", "0", "abc", str(10**30)])
-def test_it_keeps_the_page_size_within_its_bounds_whatever_is_asked(world, page_size, django_assert_max_num_queries):
+@pytest.mark.parametrize("page_size", ["-1", "0", "abc", "1.5", " 5"])
+def test_it_refuses_a_page_size_that_is_not_a_whole_number_from_one(world, page_size):
+    # Refused, not quietly replaced by the default: the caller would believe it got the page size it asked for.
+    response = api_client(world.therapist).get(f"/api/v1/referrals/?page_size={page_size}")
+    assert response.status_code == 400
+    assert "whole number from 1" in response.json()["errors"]["page_size"][0]
+
+
+def test_it_keeps_a_huge_page_size_within_its_bound(world, django_assert_max_num_queries):
     for n in range(3):
         make_referral(world.therapist, world.site, local_reference=f"PAGE-{n}")
     with django_assert_max_num_queries(15):
-        response = api_client(world.therapist).get(f"/api/v1/referrals/?page_size={page_size}")
+        response = api_client(world.therapist).get(f"/api/v1/referrals/?page_size={10**30}")
     assert response.status_code == 200
     body = response.json()
-    # A nonsense size falls back to the default of 50; a huge one is capped at 200: never all rows at once.
+    # A huge size is capped at 200: never all rows at once.
     assert body["count"] == len(body["results"]) == 4
 
 

@@ -260,6 +260,9 @@ FIELDS = [
     ("receipt", "nothingDisclosedTo", 0, "statement"),
     *[("receipt", "acknowledgements", name) for name in ACKNOWLEDGED],
     ("receipt", "consentRecordedAt"),
+    # Where the consent stands when the receipt is issued (issue 16: a receipt of withdrawn consent says so).
+    ("receipt", "consentStatus", "state"), ("receipt", "consentStatus", "scopesInForce", 0),
+    ("receipt", "consentStatus", "scopesInForce", 1), ("receipt", "howToWithdraw"),
     ("signature", "alg"), ("signature", "value"), ("signature", "public_key"), ("signature", "key_id"),
     ("signature", "canonicalisation"),
 ]  # fmt: skip

@@ -19,7 +19,8 @@ NHS_NUMBER, LOCAL_REFERENCE = "9434765919", "KTT-000123"
 
 LIST_ROW = {"id", "client", "site", "referred_on", "source_of_referral", "how_heard", "pathway", "status", "voluntariness",
             "created_at", "updated_at"}  # fmt: skip
-DETAIL = LIST_ROW | {"consents", "withdrawals", "voluntariness_checks", "discharge", "decline", "access"}
+# scope_withdrawals: the uses the client has taken back while staying in therapy (issue 16).
+DETAIL = LIST_ROW | {"consents", "withdrawals", "scope_withdrawals", "voluntariness_checks", "discharge", "decline", "access"}
 CLIENT = {
     "assigned": {"id", "local_reference", "nhs_number", "year_of_birth"},
     "break_glass": {"id", "local_reference", "year_of_birth"},

@@ -242,6 +242,14 @@ def _assignment_body(scene, role, side):
     return {"therapist": "unassigned" if side == "ours" else "medway-therapist"}
 
 
+def _group_body(scene, role, side):
+    from django.utils import timezone
+
+    alert = AccessEvent.objects.get(pk=scene.alerts["ours"])
+    return {"actor": scene.world.work_coach.pk, "day": timezone.localtime(alert.occurred_at).date().isoformat(),
+            "up_to": 2**40, "disposition": "no_concern", "note": "Reviewed: refused attempts."}  # fmt: skip
+
+
 CHECK = {"checked_at": "2026-09-20T11:00:00Z", "stage": "during_therapy", "told_attendance_required": False,
          "sanction_mentioned": False, "feels_free_to_stop": True, "goals_set_by_client": True,
          "employment_goal_raised_by": "nobody"}  # fmt: skip
@@ -310,6 +318,9 @@ MATRIX = [
         sees=DPO_SEES),
     Row("POST", "/api/v1/access-events/alerts/{alert}/disposition/", per_object(WRITTEN, refused=REFUSED, **DPO),
         body={"disposition": "no_concern", "note": "Reviewed: the work coach's attempt was refused."}, sees=DPO_SEES),
+    Row("GET", "/api/v1/access-events/alert-groups/", everyone(FORBIDDEN, dpo=OK, other_provider_dpo=OK), sees=DPO_SEES),
+    Row("POST", "/api/v1/access-events/alert-groups/disposition/", everyone(FORBIDDEN, dpo=CREATED, other_provider_dpo=CREATED),
+        body=_group_body, sees=DPO_SEES, why="the work coach's alerts of the day: each DPO decides those on their own chain"),
     Row("GET", "/api/v1/access-events/{alert}/", per_object(OK, refused=REFUSED, **DPO), sees=DPO_SEES,
         why="one event of the DPO's own organisation's log"),
     Row("GET", "/api/v1/access-events/verify/", everyone(FORBIDDEN, dpo=OK, other_provider_dpo=OK)),
@@ -337,6 +348,8 @@ MATRIX = [
 # agency account can never be staff (StaffProfile refuses it), and it registers no client-data model at all,
 # which test_the_admin_registers_no_client_data_model below holds it to.
 SKIPPED_PREFIXES = ("admin/",)
+# The web pages have a matrix of their own (tests/test_web_permission_matrix.py), which walks them the same way.
+SKIPPED_URLCONFS = ("web.urls",)
 
 
 def project_patterns(patterns=None, prefix=""):
@@ -344,6 +357,8 @@ def project_patterns(patterns=None, prefix=""):
     for entry in get_resolver().url_patterns if patterns is None else patterns:
         route = prefix + str(entry.pattern)
         if any(route.startswith(skipped) for skipped in SKIPPED_PREFIXES):
+            continue
+        if isinstance(entry, URLResolver) and getattr(entry.urlconf_name, "__name__", entry.urlconf_name) in SKIPPED_URLCONFS:
             continue
         if isinstance(entry, URLResolver):
             yield from project_patterns(entry.url_patterns, route)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "consent.access",
     "consent.reports",
     "api",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "api.middleware.RequestIdMiddleware",
+    # A database that cannot be reached, from opening the request's transaction to committing it: 503, Retry-After.
+    "api.middleware.DatabaseUnavailableMiddleware",
     # AxesMiddleware last, as django-axes asks.
     "axes.middleware.AxesMiddleware",
 ]
@@ -144,12 +147,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # drf-spectacular's schema plus the error answers each operation can give (tests/test_schemathesis.py).
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
-    # DRF's parsers, with a JSON parser that answers a too-deeply nested body with a 400 instead of a 500.
-    "DEFAULT_PARSER_CLASSES": [
-        "api.fields.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON bodies only: one media type per request body, as the schema says (api.fields.JSONParser answers a
+    # too-deeply nested body with a 400 instead of a 500). A form or multipart body is a 415.
+    "DEFAULT_PARSER_CLASSES": ["api.fields.JSONParser"],
     # How many proxies in front set X-Forwarded-For; throttles believe only that many hops of it. 0 keys on
     # the connecting address (unset, DRF would key on the whole header, which a client can write).
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
@@ -172,9 +172,12 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Co-location consent tracker API",
     "DESCRIPTION": (
-        "Self-referrals to talking therapies at co-located sites, with explicit voluntary consent, "
-        "a data firewall that no benefits-agency account can cross, a tamper-evident access log "
-        "and per-pilot compliance reports."
+        "Self-referrals to talking therapies at clinics co-located with job centres: explicit, voluntary consent; "
+        "a data firewall that no benefits-agency account can cross; a tamper-evident access log for "
+        "data-protection officers; per-pilot compliance reports with small numbers suppressed.\n\n"
+        "Sign in with `POST /api/v1/auth/token/` and send `Authorization: Token <token>`. Bodies are JSON "
+        "(`Content-Type: application/json`); a field or query parameter an operation does not know is a 400 "
+        "naming those it accepts. Every error is JSON in the `Error` shape."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -182,11 +185,36 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Operation ids and tags without the common prefix: referrals_list, not v1_referrals_list.
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Nullable enums are written by api.schema.postprocess in a form strict OpenAPI 3.0 validators accept.
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
     "ENUM_NAME_OVERRIDES": {
         "ReferralStatusEnum": "consent.models.ReferralStatus",
-        "VoluntarinessStatusEnum": ["voluntary", "concern", "not_voluntary", "unknown"],
+        "PathwayEnum": "consent.models.Pathway",
+        "HowHeardEnum": "consent.models.HowHeard",
+        "SourceOfReferralEnum": "api.referrals.SOURCE_OF_REFERRAL_CHOICES",
+        "ConsentMethodEnum": "consent.models.ConsentMethod",
+        "ConsentScopeEnum": "consent.models.ConsentScope",
+        "WithdrawalReasonEnum": "consent.models.WithdrawalReason",
+        "CheckStageEnum": "consent.models.CheckStage",
+        "GoalRaisedByEnum": "consent.models.GoalRaisedBy",
+        "DischargeReasonEnum": "consent.models.DischargeReason",
+        "OrganisationKindEnum": "colocation.models.OrganisationKind",
+        "RoleEnum": "colocation.models.Role",
+        "VenueKindEnum": "colocation.models.VenueKind",
+        "CadenceEnum": "colocation.models.Cadence",
+        "AccessActionEnum": "consent.access.models.Action",
+        "AccessOutcomeEnum": "consent.access.models.Outcome",
+        "DispositionEnum": "consent.access.models.Disposition",
+        "VoluntarinessStatusEnum": "api.referrals.VOLUNTARINESS_CHOICES",
+        "ReferralAccessEnum": "api.referrals.ACCESS_CHOICES",
+        "AlertReasonEnum": "api.access_log.ALERT_REASON_CHOICES",
+        "PrincipleEnum": "api.report_outputs.PRINCIPLE_CHOICES",
+        "VerdictEnum": "api.report_outputs.VERDICT_CHOICES",
     },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.postprocess"],
 }
 
 # API tokens (django-rest-knox). Each sign-in issues a new token (one per device); only its SHA-512 digest is
