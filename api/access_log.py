@@ -549,6 +549,9 @@ class AlertGroupListView(DPOView):
 
 
 class GroupDispositionView(DPOView):
+    # What the browsable API's form is built from (without it, any answer rendered there was a 500).
+    serializer_class = GroupDispositionInput
+
     @extend_schema(
         summary="One disposition for a whole group of alerts (one actor, one day): one append-only record per alert",
         request=GroupDispositionInput,

@@ -57,7 +57,8 @@ MIDDLEWARE = [
     "api.middleware.SecurityHeadersMiddleware",
     # Serves the Swagger UI and Redoc assets from the app itself, with or without DEBUG: no CDN, no internet.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, saving the session on every request (30 minutes idle) but never on a 503 (database unavailable).
+    "api.sessions.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
