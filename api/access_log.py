@@ -255,6 +255,31 @@ class DispositionOutput(serializers.Serializer):
     decided_at = serializers.DateTimeField()
 
 
+class AlertGroupOutput(serializers.Serializer):
+    """The open alerts of one actor on one day, counted (one line in the queue, one decision)."""
+
+    actor = serializers.IntegerField(allow_null=True, help_text="The actor's user id; null for an unknown actor.")
+    actor_name = serializers.CharField(help_text="The actor's name at the time.")
+    actor_organisation_kind = serializers.CharField(help_text="The actor's kind of organisation at the time, or empty.")
+    day = serializers.DateField(help_text="In the service's time zone.")
+    alerts = serializers.IntegerField(help_text="Open alerts in the group.")
+    denied = serializers.IntegerField(help_text="Of them, refused attempts.")
+    first_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField(help_text="Give it as `up_to` when deciding on the group.")
+
+
+class AlertGroupListOutput(serializers.Serializer):
+    results = AlertGroupOutput(many=True)
+
+
+class GroupDispositionOutput(serializers.Serializer):
+    """The decision recorded on each alert of the group (one append-only record per alert)."""
+
+    decided = serializers.IntegerField(help_text="How many alerts the decision was recorded on.")
+    alerts = serializers.ListField(child=serializers.IntegerField(), help_text="The ids of their access events.")
+    disposition = serializers.ChoiceField(choices=Disposition.choices)
+
+
 class MismatchOutput(serializers.Serializer):
     """Where the chain first fails to verify."""
 
@@ -537,7 +562,16 @@ class AlertListView(DPOView):
 
 
 class AlertGroupListView(DPOView):
-    @extend_schema(summary="The open alerts grouped by actor and day, newest first", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=[DPO],
+        summary="The open alerts grouped by actor and day",
+        description=(
+            "The alert queue folded by who and when: thirteen refused requests from one work-coach session are one "
+            "line, newest first (at most 200 groups), so one decision can settle them together."
+        ),
+        operation_id="access_alert_groups_list",
+        responses=AlertGroupListOutput,
+    )
     def get(self, request):
         _dpo_only(request)
         groups = selectors.alert_groups_for_dpo(request.user)
@@ -549,13 +583,20 @@ class AlertGroupListView(DPOView):
 
 
 class GroupDispositionView(DPOView):
-    # What the browsable API's form is built from (without it, any answer rendered there was a 500).
+    # What OPTIONS describes for POST (DRF's metadata asks the view for its serializer).
     serializer_class = GroupDispositionInput
 
     @extend_schema(
-        summary="One disposition for a whole group of alerts (one actor, one day): one append-only record per alert",
+        tags=[DPO],
+        summary="Record one decision on a whole group of alerts",
+        description=(
+            "The group is one actor's open alerts on one day, up to `up_to` (the group's `last_seq` as you were "
+            "shown it, so an alert raised since is not decided unseen). One append-only disposition is recorded per "
+            "alert, in one transaction. 404 when the group has no open alert left."
+        ),
+        operation_id="access_alert_groups_disposition_create",
         request=GroupDispositionInput,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: GroupDispositionOutput},
     )
     def post(self, request):
         _dpo_only(request)
