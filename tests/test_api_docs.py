@@ -169,7 +169,7 @@ def test_a_strict_openapi_3_0_validator_accepts_the_nulls_the_api_sends(contract
                    "year_of_birth": None},
         "referred_on": "2026-09-14", "source_of_referral": "B1", "how_heard": "gp", "pathway": "self_referral",
         "status": "awaiting_consent", "voluntariness": {"status": "unknown", "reasons": []},
-        "created_at": "2026-09-14T10:00:00Z", "updated_at": "2026-09-14T10:00:00Z", "consents": [], "withdrawals": [],
+        "created_at": "2026-09-14T10:00:00Z", "updated_at": "2026-09-14T10:00:00Z", "consents": [], "withdrawals": [], "scope_withdrawals": [],
         "voluntariness_checks": [], "discharge": None, "decline": None, "access": "assigned",
     }  # fmt: skip
     detail.validate(referral)
