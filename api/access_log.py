@@ -41,7 +41,7 @@ from api.schema import DPO, LEAD, THERAPIST, ContractCharField, code_field
 from colocation.models import OrganisationKind
 from consent.access import exports, firewall, selectors, services
 from consent.access.log import AccessContext, AlertReason, verify_chain
-from consent.access.models import Action, Disposition, Outcome
+from consent.access.models import AccessEvent, Action, Disposition, Outcome
 from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, Referral, ReferralStatus
 
 # ---- renderers ---------------------------------------------------------------------------------------------
@@ -451,6 +451,10 @@ class DPOView(DeclaredQueryOnly, GenericAPIView):
     filter_backends: list = []
     # _dpo_only() refuses (and logs) a benefits-agency account before anything else, the query included.
     refuses_benefits_agency_first = True
+
+    def get_queryset(self):
+        # Only the browsable API asks (for a filter form it then leaves out): the views read through selectors.
+        return AccessEvent.objects.none()
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400 and getattr(request, "accepted_renderer", None).__class__ in (CSVRenderer, FHIRRenderer):

@@ -2,23 +2,27 @@
 
 from axes.helpers import get_lockout_message
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from knox import views as knox_views
+from knox.models import get_token_model
+from knox.settings import knox_settings
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from api.context import access_context
+from api.authentication import TokenAuthentication
 from api.fields import StrictSerializer, parser_classes
 from api.query import DeclaredQueryOnly
 from api.schema import ACCOUNT
-from colocation.models import OrganisationKind, Role, User
+from colocation.models import OrganisationKind, Role
 from colocation.selectors import staff_profile_of
-from consent.access import firewall
 
 
 class TokenInput(StrictSerializer):
@@ -27,7 +31,10 @@ class TokenInput(StrictSerializer):
 
 
 class TokenOutput(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send as Authorization: Token <token>. Shown this once: only its hash is kept.")
+    expiry = serializers.DateTimeField(
+        help_text="When the token lapses unless used before then; each use moves it on, up to the sign-in's maximum."
+    )
 
 
 class SignInRateThrottle(ScopedRateThrottle):
@@ -72,8 +79,8 @@ class TokenView(DeclaredQueryOnly, APIView):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         username, password = data.validated_data["username"], data.validated_data["password"]
-        known = User.objects.filter(username=username).select_related("staff_profile__organisation").first()
         try:
+            # A failure is an access event through django.contrib.auth's user_login_failed (consent.access.signals).
             user = authenticate(request._request, username=username, password=password)
         except PermissionDenied:
             user = None
@@ -86,14 +93,56 @@ class TokenView(DeclaredQueryOnly, APIView):
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
             )
         if user is None:
-            if known is not None:
-                firewall.record_sign_in(access_context(request), known, succeeded=False)
             return Response(
                 {"detail": "Wrong username or password.", "code": "invalid_credentials"}, status=status.HTTP_400_BAD_REQUEST
             )
-        firewall.record_sign_in(access_context(request), user, succeeded=True)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        instance, token = _issue_token(user)
+        # The sign-in is an access event through the same signal the admin's session login sends.
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        return Response({"token": token, "expiry": instance.expiry})
+
+
+def _issue_token(user):
+    """A new token for this sign-in (one per device); beyond the limit per account, the oldest lapse first."""
+    limit = knox_settings.TOKEN_LIMIT_PER_USER
+    tokens = get_token_model().objects
+    if limit:
+        live = tokens.filter(user=user).filter(Q(expiry__gt=timezone.now()) | Q(expiry__isnull=True)).order_by("-created")
+        stale = list(live.values_list("digest", flat=True)[limit - 1 :])
+        tokens.filter(Q(user=user) & (Q(digest__in=stale) | Q(expiry__lte=timezone.now()))).delete()
+    return tokens.create(user=user, expiry=knox_settings.TOKEN_TTL)
+
+
+class LogoutView(DeclaredQueryOnly, knox_views.LogoutView):
+    """Sign out: the token this request carries stops working at once. An access event (user_logged_out)."""
+
+    authentication_classes = [TokenAuthentication]
+
+    @extend_schema(
+        tags=[ACCOUNT],
+        summary="Sign out: the token sent with this request stops working",
+        operation_id="auth_logout_create",
+        request=None,
+        responses={204: OpenApiResponse(description="Signed out: the token no longer works")},
+    )
+    def post(self, request, format=None):
+        return super().post(request, format)
+
+
+class LogoutAllView(DeclaredQueryOnly, knox_views.LogoutAllView):
+    """Sign out everywhere: every token of the account stops working at once. An access event (user_logged_out)."""
+
+    authentication_classes = [TokenAuthentication]
+
+    @extend_schema(
+        tags=[ACCOUNT],
+        summary="Sign out everywhere: every token of this account stops working",
+        operation_id="auth_logoutall_create",
+        request=None,
+        responses={204: OpenApiResponse(description="Every token of the account revoked")},
+    )
+    def post(self, request, format=None):
+        return super().post(request, format)
 
 
 class OrganisationRef(serializers.Serializer):

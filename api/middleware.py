@@ -5,20 +5,29 @@ from django.conf import settings
 from django.http import JsonResponse
 
 from api.errors import unavailable_response
+from consent.access import account_events
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestIdMiddleware:
-    """Give every request an id (or keep a well-formed one from the proxy) for the access log."""
+    """Give every request the server's own id, which the access log and the report count attempts by.
+
+    A client-sent X-Request-ID is never used as the id: a client that repeated one would make nine attempts
+    count as one. A well-formed one is kept beside it (`client_request_id`), as untrusted, for correlating with
+    the client's own logs. The request is also made known to consent.access for the length of the request, so
+    a change to who may see what made anywhere in it (the admin, a service) is logged with its actor.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        response = self.get_response(request)
+        request.request_id = uuid.uuid4().hex
+        request.client_request_id = incoming if _REQUEST_ID.match(incoming) else ""
+        with account_events.serving(request):
+            response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
 

@@ -316,6 +316,15 @@ class ReferralOutput(serializers.Serializer):
     def get_voluntariness(self, referral) -> dict:
         return selectors.voluntariness_of(referral).as_dict()
 
+    def to_representation(self, referral):
+        data = super().to_representation(referral)
+        if referral.client_known_at_intake and isinstance(data.get("client"), dict):
+            # Recorded for a client its recorder could not see: only what was typed at this intake, never the
+            # identifiers held (the same answer whether they match or not).
+            typed = {"nhs_number": referral.intake_nhs_number, "year_of_birth": referral.intake_year_of_birth}
+            data["client"].update({name: value for name, value in typed.items() if name in data["client"]})
+        return data
+
 
 class TemplateRef(serializers.Serializer):
     """The consent template version the client agreed to, with the SHA-256 of its text."""

@@ -18,6 +18,8 @@ router.register("referrals", referrals.ReferralViewSet, basename="referral")
 
 urlpatterns = [
     path("api/v1/auth/token/", accounts.TokenView.as_view(), name="auth-token"),
+    path("api/v1/auth/logout/", accounts.LogoutView.as_view(), name="auth-logout"),
+    path("api/v1/auth/logoutall/", accounts.LogoutAllView.as_view(), name="auth-logout-all"),
     path("api/v1/me/", accounts.MeView.as_view(), name="me"),
     # Each module's own patterns come before the router so deeper paths under /referrals/{id}/ reach them.
     path("api/v1/", include(consent_exports.urlpatterns)),

@@ -18,7 +18,7 @@ from unittest import mock
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import Resolver404, resolve
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from bench.world import REPORT_PERIOD
@@ -74,11 +74,11 @@ def subject() -> Subject:
     reviewer = User.objects.get(username="reviewer-bacp")
     return Subject(
         therapist=therapist,
-        token=Token.objects.get(user=therapist).key,
+        token=AuthToken.objects.create(user=therapist, expiry=None)[1],  # knox keeps only hashes: a fresh one
         referral_id=first,
         provider_id=provider_id,
         pilot=pilot,
-        reviewer_token=Token.objects.get(user=reviewer).key,
+        reviewer_token=AuthToken.objects.create(user=reviewer, expiry=None)[1],
     )
 
 

@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime, timedelta
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
-from rest_framework.authtoken.models import Token
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, StaffProfile, User
 from consent.access.log import GENESIS_HASH, HASHED_FIELDS, event_hash
@@ -205,7 +204,6 @@ def _people_and_places() -> dict:
         [Membership(user_id=u.pk, group_id=team.group_id) for u, (_, _, role, team) in zip(users, accounts, strict=True)
          if role == Role.CLINICAL_LEAD]
     )  # fmt: skip
-    Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
     template = ConsentTemplate.objects.create(
         code="colocation-intake", version=1, language="en", title="Talking therapies at a co-located clinic",
         effective_from=FIRST_DAY - timedelta(days=30),

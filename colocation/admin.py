@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.core.exceptions import ValidationError
 
 from colocation.models import ClinicalTeam, Organisation, Pilot, Site, StaffProfile, User
+from colocation.services import check_account_memberships
 
 
 @admin.register(Organisation)
@@ -34,7 +37,25 @@ class StaffProfileInline(admin.StackedInline):
     can_delete = False
 
 
+class AccountChangeForm(UserChangeForm):
+    """The user form, refusing groups and permissions for a benefits-agency account (flags: User.clean)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            check_account_memberships(
+                user=self.instance, groups=cleaned.get("groups"), permissions=cleaned.get("user_permissions")
+            )
+        except ValidationError as refused:
+            for field, messages in refused.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        return cleaned
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = AccountChangeForm
     inlines = [StaffProfileInline]
-    list_display = ("username", "is_active", "is_staff", "is_superuser")
+    list_display = ("username", "is_active", "is_staff", "is_superuser", "benefits_agency_account")
+    readonly_fields = ("benefits_agency_account",)
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Benefits agency", {"fields": ("benefits_agency_account",)}))

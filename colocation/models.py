@@ -2,7 +2,7 @@
 
 from django.contrib.auth.models import AbstractUser, Group
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 
 
 class OrganisationKind(models.TextChoices):
@@ -38,24 +38,28 @@ class Cadence(models.TextChoices):
 class User(AbstractUser):
     """A person who signs in. Their organisation and role are on their staff profile."""
 
+    # Set when the account first belongs to a benefits agency and never cleared, by the database too
+    # (colocation.triggers): such an account can never be moved to another organisation or made staff, not
+    # even by deleting its profile and making a new one elsewhere.
+    benefits_agency_account = models.BooleanField(
+        default=False, editable=False, help_text="Once an account of a benefits agency, always one."
+    )
+
     def clean(self):
         super().clean()
-        from colocation.services import check_staff_combination
+        from colocation.services import check_account_flags
 
-        profile = getattr(self, "staff_profile", None) if self.pk else None
-        if profile is not None:
-            check_staff_combination(
-                organisation=profile.organisation,
-                role=profile.role,
-                is_staff=self.is_staff,
-                is_superuser=self.is_superuser,
-            )
+        check_account_flags(user=self)
 
     def save(self, *args, **kwargs):
-        # Validated on every save, not only in forms: a benefits-agency account must never
-        # become staff or superuser, whichever code path flips the flag.
-        self.clean()
-        super().save(*args, **kwargs)
+        # Validated on every save, not only in forms: a benefits-agency account must never become staff or
+        # superuser, whichever code path flips the flag. Atomic, so the access event a change of flags writes
+        # (consent.access.signals) commits with it or not at all.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or {"is_staff", "is_superuser"} & set(update_fields):
+            self.clean()
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
 
 
 class Organisation(models.Model):
@@ -72,6 +76,17 @@ class Organisation(models.Model):
     @property
     def is_benefits_agency(self) -> bool:
         return self.kind == OrganisationKind.BENEFITS_AGENCY
+
+    def clean(self):
+        from colocation.services import check_organisation_kind
+
+        check_organisation_kind(organisation=self)
+
+    def save(self, *args, **kwargs):
+        # A benefits agency stays one whichever path saves it (the database refuses it too).
+        self.clean()
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
 
 
 class Site(models.Model):
@@ -170,8 +185,11 @@ class StaffProfile(models.Model):
         return f"{self.user} ({self.get_role_display()}, {self.organisation})"
 
     def clean(self):
-        from colocation.services import check_staff_combination
+        from colocation.services import check_profile_move, check_staff_combination
 
+        if self.organisation_id is None or not self.role:
+            return  # the fields' own validation names what is missing
+        check_profile_move(profile=self)
         check_staff_combination(
             organisation=self.organisation,
             role=self.role,
@@ -181,6 +199,12 @@ class StaffProfile(models.Model):
         )
 
     def save(self, *args, **kwargs):
-        # Validated on every save, not only in forms (see check_staff_combination).
+        # Validated on every save, not only in forms (see check_staff_combination); atomic with the access
+        # event the change writes (consent.access.signals).
         self.full_clean()
-        super().save(*args, **kwargs)
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            if self.organisation.kind == OrganisationKind.BENEFITS_AGENCY and not self.user.benefits_agency_account:
+                # The database's trigger sets it too; this keeps the instance in memory in step.
+                User.objects.filter(pk=self.user_id).update(benefits_agency_account=True)
+                self.user.benefits_agency_account = True

@@ -21,7 +21,9 @@ def organisation_of(user: User) -> Organisation | None:
 
 
 def is_benefits_agency_account(user: User) -> bool:
-    """Whether the account belongs to a benefits agency, read from its organisation's kind."""
+    """Whether the account belongs (or ever belonged) to a benefits agency: its organisation's kind, or its mark."""
+    if getattr(user, "benefits_agency_account", False):
+        return True
     organisation = organisation_of(user)
     return organisation is not None and organisation.kind == OrganisationKind.BENEFITS_AGENCY
 

@@ -43,3 +43,13 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
 # Worker heartbeats: in containers point this at a memory filesystem, so a slow disk cannot get workers killed.
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
+
+
+def on_starting(server):
+    """Refuse to start when Django's system checks find an error (e.g. production without its receipt key)."""
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    django.setup()
+    call_command("check", fail_level="ERROR")

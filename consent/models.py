@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 
 from colocation.models import ClinicalTeam, Organisation, Site
 from consent.source_of_referral import SOURCE_OF_REFERRAL_CHOICES
@@ -146,6 +146,11 @@ class Referral(models.Model):
     # same when a server secret is rotated, and so nobody holding the database's secrets can recompute keys
     # from the referral ids a DPO export shows. Never serialised.
     record_key = models.PositiveSmallIntegerField(default=new_record_key, editable=False)
+    # Recorded for a client the provider already held, by someone who could not see that client: the referral
+    # shows the identifiers as typed at its intake, never the ones held (consent.services.create_referral).
+    client_known_at_intake = models.BooleanField(default=False)
+    intake_nhs_number = models.CharField("NHS number as given at intake", max_length=10, blank=True)
+    intake_year_of_birth = models.PositiveSmallIntegerField("year of birth as given at intake", null=True, blank=True)
 
     class Meta:
         ordering = ["-referred_on", "-created_at"]
@@ -217,7 +222,9 @@ class ConsentTemplate(models.Model):
                 raise ValidationError(
                     {"body": "This template has been used for consent and cannot change; add a new version instead."}
                 )
-        super().save(*args, **kwargs)
+        # Atomic with the access event a template change writes (consent.access.signals).
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
 
 
 class AppendOnlyError(Exception):

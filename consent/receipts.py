@@ -137,13 +137,16 @@ def _signing_key_for(configured: str, key_file: str, production: bool) -> Ed2551
     return _development_key(key_file)
 
 
-def signing_key() -> Ed25519PrivateKey:
-    """The service's receipt-signing key, from settings (see the module docstring)."""
-    production = (
+def in_production() -> bool:
+    return (
         os.environ.get("DJANGO_SETTINGS_MODULE", "") == PRODUCTION_SETTINGS
         or getattr(settings, "SETTINGS_MODULE", "") == PRODUCTION_SETTINGS
     )
-    return _signing_key_for(settings.CONSENT_RECEIPT_SIGNING_KEY or "", str(settings.CONSENT_RECEIPT_KEY_FILE), production)
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The service's receipt-signing key, from settings (see the module docstring)."""
+    return _signing_key_for(settings.CONSENT_RECEIPT_SIGNING_KEY or "", str(settings.CONSENT_RECEIPT_KEY_FILE), in_production())
 
 
 def public_key_pem(key: Ed25519PublicKey | None = None) -> str:

@@ -135,6 +135,10 @@ def apply_retention(
             Client.objects.filter(pk__in=[c.pk for c in batch]).update(
                 local_reference="", nhs_number="", year_of_birth=None, identifiers_erased_at=timezone.now()
             )
+            # The identifiers as typed at a known client's later intake are the client's identifiers too.
+            Referral.objects.filter(client__in=[c.pk for c in batch]).exclude(
+                intake_nhs_number="", intake_year_of_birth=None
+            ).update(intake_nhs_number="", intake_year_of_birth=None)
             record_access(
                 context,
                 [

@@ -212,10 +212,18 @@ def create_referral(
     if not local_reference:
         client_errors["local_reference"] = "The provider's own reference for the client is required."
     client = None
+    known_unseen = False
     if local_reference and not client_errors:
         client = Client.objects.filter(provider_id=profile.organisation_id, local_reference=local_reference).first()
-        if client is not None and nhs_number and client.nhs_number and client.nhs_number != nhs_number:
-            client_errors["nhs_number"] = "This local reference is already held for a client with a different NHS number."
+        if client is not None and firewall.client_identifiers_visible_to(context.user, client):
+            # The recorder already sees this client's identifiers, so saying the number differs tells them nothing.
+            if nhs_number and client.nhs_number and client.nhs_number != nhs_number:
+                client_errors["nhs_number"] = "This local reference is already held for a client with a different NHS number."
+        elif client is not None:
+            # A client of the provider this recorder cannot see (a colleague's): the referral is recorded for them,
+            # as the local reference says, but answers only with what was typed, whether the NHS number matches or
+            # not (no oracle), and the DPO is alerted (README, "Known clients").
+            known_unseen = True
     if client_errors:
         errors["client"] = client_errors
     if errors:
@@ -246,11 +254,16 @@ def create_referral(
         how_heard=how_heard,
         pathway=pathway,
         recorded_by=context.user,
+        client_known_at_intake=known_unseen,
+        intake_nhs_number=nhs_number if known_unseen else "",
+        intake_year_of_birth=year_of_birth if known_unseen else None,
     )
     referral.full_clean()
     referral.save()
     firewall.grant_on_creation(referral, context.user)
     firewall.record_allowed(context, referral, action=Action.CREATE, status=201)
+    if known_unseen:
+        firewall.record_known_client(context, referral)
     return referral
 
 

@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from colocation.models import OrganisationKind, Role
@@ -122,12 +122,22 @@ def world(db) -> World:
     return w
 
 
+def issue_token(user) -> str:
+    """A new API token for the user (django-rest-knox: only its hash is stored), as signing in would give."""
+    _, token = AuthToken.objects.create(user=user)
+    return token
+
+
 def api_client(user=None) -> APIClient:
-    """An API client signed in with the user's token, as a real caller would be."""
+    """An API client signed in with a token of the user's, as a real caller would be.
+
+    One token per user object for the test (kept on it), so making a second client writes no row a test counts.
+    """
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        if getattr(user, "_test_token", None) is None:
+            user._test_token = issue_token(user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {user._test_token}")
     return client
 
 

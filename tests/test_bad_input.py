@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from django.apps import apps
 from django.conf import settings
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from consent.access.models import AccessEvent, ChainHead
 from consent.models import Referral
@@ -103,7 +103,7 @@ def row_counts() -> dict[str, int]:
         for model in apps.get_app_config(label).get_models():
             if model not in NOT_COUNTED:
                 counts[model._meta.label] = model.objects.count()
-    counts["authtoken.Token"] = Token.objects.count()
+    counts["knox.AuthToken"] = AuthToken.objects.count()
     return counts
 
 

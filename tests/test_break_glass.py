@@ -89,7 +89,7 @@ def test_a_lead_of_another_provider_may_not_break_glass_into_ours(world):
 
 def test_a_work_coachs_attempt_is_logged_and_alerts_the_providers_dpo(world):
     _break_glass(world.work_coach, world.referral.pk, {"reason": REASON})
-    event = AccessEvent.objects.filter(action="break_glass", actor_id=world.work_coach.pk).get()
+    event = AccessEvent.objects.filter(action="break_glass", actor_id=world.work_coach.pk, chain=world.kent).get()
     assert (event.outcome, event.chain_id, event.status) == ("denied", world.kent.pk, 404)
     assert "benefits_agency" in event.alert_reasons
 

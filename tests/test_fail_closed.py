@@ -111,13 +111,13 @@ def test_a_write_is_not_made_when_its_event_cannot_be(log_down):
 
 
 def test_no_token_is_given_when_the_sign_in_cannot_be_logged(log_down):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     response = api_client().post("/api/v1/auth/token/", {"username": "therapist", "password": PASSWORD}, format="json")
 
     assert response.status_code == 503
     assert "token" not in response.json()
-    assert not Token.objects.filter(user=log_down.therapist).exists()
+    assert not AuthToken.objects.filter(user=log_down.therapist).exists()
 
 
 def test_a_refused_attempt_is_not_answered_as_if_logged(log_down):

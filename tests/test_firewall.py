@@ -119,26 +119,27 @@ def test_another_providers_therapist_never_sees_our_referrals_in_lists_or_counts
 
 
 def test_every_refused_detail_is_logged_as_denied_on_the_referrals_chain(world):
-    before = AccessEvent.objects.count()
+    before = AccessEvent.objects.order_by("pk").values_list("pk", flat=True).last()
     assert api_client(world.other_provider_therapist).get(f"/api/v1/referrals/{world.referral.pk}/").status_code == 404
-    event = AccessEvent.objects.order_by("pk").last()
-    assert AccessEvent.objects.count() == before + 1
+    event, trace = AccessEvent.objects.filter(pk__gt=before).order_by("chain_id")
     assert (event.outcome, event.action, event.chain_id, event.actor_id) == (
         "denied", "read", world.kent.pk, world.other_provider_therapist.pk,
     )  # fmt: skip
     assert event.referral_id == world.referral.pk and "denied" in event.alert_reasons
+    # And on the actor's own chain, the trace any made-up id leaves: no client, no referral.
+    assert (trace.chain_id, trace.outcome, trace.referral_id, trace.client_pseudonym) == (world.medway.pk, "denied", None, None)
 
 
 def test_a_refused_write_is_logged_though_the_write_itself_is_rolled_back(world):
     give_consent(world.therapist, world.referral, world.template)
-    before = AccessEvent.objects.filter(outcome="denied").count()
+    before = AccessEvent.objects.filter(outcome="denied", chain=world.kent).count()
     response = api_client(world.other_provider_therapist).post(
         f"/api/v1/referrals/{world.referral.pk}/withdrawals/",
         {"withdrawn_at": "2026-10-01T09:00:00Z", "reason": "felt_pressured"},
         format="json",
     )
     assert response.status_code == 404
-    assert AccessEvent.objects.filter(outcome="denied").count() == before + 1
+    assert AccessEvent.objects.filter(outcome="denied", chain=world.kent).count() == before + 1
     world.referral.refresh_from_db()
     assert world.referral.status == "active" and not world.referral.withdrawals.exists()
 
@@ -206,7 +207,7 @@ def test_a_referral_of_a_team_without_a_group_grant_is_seen_only_by_its_recorder
 
 def test_a_refusal_rolled_back_with_its_savepoint_is_written_again_once_and_the_chain_still_verifies(world):
     context = AccessContext.for_command(world.other_provider_therapist, "test")
-    denied = AccessEvent.objects.filter(outcome="denied")
+    denied = AccessEvent.objects.filter(outcome="denied", chain=world.kent)
     with pytest.raises(firewall.ReferralNotFound) as refused:
         with transaction.atomic():  # as a service's own transaction would be
             firewall.open_referral(context, world.referral.pk, purpose=Purpose.CHANGE)

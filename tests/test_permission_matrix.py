@@ -274,6 +274,8 @@ MATRIX = [
     # ---- signing in and the account's own details: anyone, no client data
     Row("POST", "/api/v1/auth/token/", everyone(OK, anonymous=BAD), body=_token_body,
         why="every account may sign in, a work coach too; an unknown name is a 400"),
+    Row("POST", "/api/v1/auth/logout/", everyone(NO_CONTENT), why="signing out ends the caller's own token, no data"),
+    Row("POST", "/api/v1/auth/logoutall/", everyone(NO_CONTENT), why="every token of the caller's own account, no data"),
     Row("GET", "/api/v1/me/", everyone(OK)),
     Row("GET", "/api/v1/", everyone(OK), why="the browsable API root lists endpoints, no data"),
     # ---- sites, pilots, templates: no client data

@@ -15,8 +15,20 @@ def _manage(*args: str, **environment: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_check_deploy_prints_no_warnings_with_a_secret_and_hosts_set():
-    result = _manage("check", "--deploy", SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk")
+def _receipt_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def test_check_deploy_prints_no_warnings_with_a_secret_hosts_and_the_receipt_key_set():
+    result = _manage(
+        "check", "--deploy", SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk",
+        CONSENT_RECEIPT_SIGNING_KEY=_receipt_key(),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "System check identified no issues" in output
@@ -33,3 +45,20 @@ def test_production_refuses_to_start_without_allowed_hosts():
     result = _manage("check", SECRET_KEY=secrets.token_urlsafe(64))
     assert result.returncode != 0
     assert "ALLOWED_HOSTS" in result.stderr
+
+
+def test_production_refuses_to_start_without_the_consent_receipt_key():
+    # Every receipt is signed with it: without it each one would fail with a 500, so the checks that migrate
+    # and gunicorn run first stop the start.
+    for command in (("check",), ("check", "--deploy"), ("migrate", "--check")):
+        result = _manage(*command, SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk",
+                         CONSENT_RECEIPT_SIGNING_KEY="")  # fmt: skip
+        assert result.returncode != 0, command
+        assert "consent.E001" in result.stderr and "CONSENT_RECEIPT_SIGNING_KEY" in result.stderr, command
+
+
+def test_a_receipt_key_that_is_not_an_ed25519_key_is_refused_too():
+    result = _manage("check", SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk",
+                     CONSENT_RECEIPT_SIGNING_KEY="not a key")  # fmt: skip
+    assert result.returncode != 0
+    assert "consent.E001" in result.stderr

@@ -4,10 +4,5 @@ from consent.access.log import AccessContext
 
 
 def access_context(request, purpose: str = "") -> AccessContext:
-    return AccessContext(
-        user=request.user,
-        request_id=getattr(request, "request_id", ""),
-        method=request.method,
-        path=request.get_full_path()[:500],
-        purpose=purpose,
-    )
+    # The server's request id, with the client's beside it (api.middleware.RequestIdMiddleware).
+    return AccessContext.for_request(request, purpose=purpose)

@@ -37,7 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Tokens hashed at rest, each with an expiry, one per sign-in (device), with sign-out: django-rest-knox.
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -56,7 +57,8 @@ MIDDLEWARE = [
     "api.middleware.SecurityHeadersMiddleware",
     # Serves the Swagger UI and Redoc assets from the app itself, with or without DEBUG: no CDN, no internet.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, saving the session on every request (30 minutes idle) but never on a 503 (database unavailable).
+    "api.sessions.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -153,6 +155,8 @@ REST_FRAMEWORK = {
     # the connecting address (unset, DRF would key on the whole header, which a client can write).
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    # OPTIONS on any route: name, renderers, parsers, as JSON whatever format was negotiated (never a 500).
+    "DEFAULT_METADATA_CLASS": "api.metadata.Metadata",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",
@@ -214,17 +218,36 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.postprocess"],
 }
 
-# django-axes: lock an account after 5 failures for a while, by username (an address may be shared).
+# API tokens (django-rest-knox). Each sign-in issues a new token (one per device); only its SHA-512 digest is
+# stored. A token lapses after TOKEN_IDLE_MINUTES without use, and TOKEN_MAX_HOURS after sign-in whatever its use
+# (a clinic day); POST /api/v1/auth/logout/ ends one token, /api/v1/auth/logoutall/ every token of the account.
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(minutes=env_int("TOKEN_IDLE_MINUTES", 30)),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(hours=env_int("TOKEN_MAX_HOURS", 10)),
+    # Refreshed at most once a minute, so a busy client costs one write a minute, not one per request.
+    "MIN_REFRESH_INTERVAL": 60,
+    "TOKEN_LIMIT_PER_USER": env_int("TOKEN_LIMIT_PER_USER", 10),
+}
+
+# Sessions (the browsable API and the admin) end after 30 minutes without a request.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+
+# django-axes: 5 failures in a row lock out one username from one address, for AXES_COOLOFF_MINUTES. Keyed on
+# both together, so nobody can lock someone else out from their own address: a stranger guessing the DPO's
+# password from elsewhere locks out only themselves. Guessing many passwords from many addresses is slowed by
+# the per-address "sign_in" throttle below, and every failure is an access event the DPO sees.
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
-AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 # The API answers a lockout in its own JSON shape, not axes' HTML page.
 AXES_LOCKOUT_CALLABLE = "api.lockout.lockout_response"
-# Lockout is per account, as asked; per-address limiting of sign-in is DRF's "sign_in" throttle, so
-# axes' advice to lock by address too (W006) would only let one bad actor lock out a shared NHS proxy.
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# The address a lockout is keyed on: the one the proxies in front saw (NUM_PROXIES), as the throttles believe it.
+AXES_CLIENT_IP_CALLABLE = "api.lockout.client_address"
 
 # django-guardian: no anonymous user row; our own firewall decides everything.
 ANONYMOUS_USER_NAME = None

@@ -289,6 +289,14 @@ def _referral(referral: Referral) -> dict:
         if discharge
         else None,
         "decline": {"declined_on": decline.declined_on, "recorded_at": decline.recorded_at} if decline else None,
+        # For the DPO: a referral recorded for a client already held, by someone who could not see them, with
+        # the identifiers as given at that intake (they may differ from those held).
+        "recorded_for_a_client_already_held": referral.client_known_at_intake,
+        **(
+            {"identifiers_given_at_intake": {"nhs_number": referral.intake_nhs_number,
+                                             "year_of_birth": referral.intake_year_of_birth}}
+            if referral.client_known_at_intake else {}
+        ),  # fmt: skip
     }
 
 

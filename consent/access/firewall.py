@@ -5,7 +5,7 @@ benefits agency gets nothing about any client, whatever flags, groups or permiss
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,9 +14,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, remove_perm
 
-from colocation.models import Organisation, OrganisationKind, Role, Site, User
+from colocation.models import Organisation, OrganisationKind, Role, User
 from colocation.selectors import is_benefits_agency_account, staff_profile_of
-from consent.access.log import AccessContext, AlertReason, EventDraft, record_access
+from consent.access import account_events
+from consent.access.log import WITHHELD, AccessContext, AlertReason, EventDraft, record_access
 from consent.access.models import (
     AccessEvent,
     Action,
@@ -138,23 +139,15 @@ def referrals_visible_to(user: User, purpose: Purpose = Purpose.VIEW, base: Quer
     return base.filter(pk__in=_granted(user, codename, profile.organisation_id))
 
 
-def _chains_concerned_by(user: User, referral: Referral | None) -> list[Organisation]:
-    """The provider chains an event belongs on.
+def _actor_chains(user: User) -> list[Organisation]:
+    """The chains a refusal of this actor goes on, whatever it was about: their organisation's chains.
 
-    An event about a referral goes on its provider's chain. A benefits-agency attempt with no referral
-    (a list, or an id that does not exist) goes on the chains of every provider co-located with that
-    agency, so each of their DPOs sees it; anything else on the actor's own organisation's chain.
+    A provider's own chain; for a benefits agency, every provider co-located with it, so each of their DPOs
+    sees the attempt (see consent.access.account_events.chains_of_organisation). None for an account of no
+    organisation.
     """
-    if referral is not None:
-        return [referral.provider]
     profile = staff_profile_of(user)
-    if profile is None:
-        return []
-    if profile.organisation.kind == OrganisationKind.BENEFITS_AGENCY:
-        provider_ids = Site.objects.filter(host_organisation=profile.organisation).values("provider_id")
-        providers = list(Organisation.objects.filter(pk__in=provider_ids).order_by("pk"))
-        return providers or [profile.organisation]
-    return [profile.organisation]
+    return account_events.chains_of_organisation(profile.organisation) if profile is not None else []
 
 
 def _referral_draft(referral: Referral, chain, *, action, outcome, status, purpose="", alerts=()) -> EventDraft:
@@ -173,15 +166,25 @@ def _referral_draft(referral: Referral, chain, *, action, outcome, status, purpo
 
 
 def _log_refusal(context: AccessContext, *, action: str, referral: Referral | None, object_id: str, status: int) -> Refusal:
-    drafts = []
-    for chain in _chains_concerned_by(context.user, referral):
-        if referral is not None:
-            drafts.append(_referral_draft(referral, chain, action=action, outcome=Outcome.DENIED, status=status))
-        else:
-            drafts.append(
-                EventDraft(chain=chain, action=action, outcome=Outcome.DENIED, status=status,
-                           object_type="referral", object_id=object_id[:64])
-            )  # fmt: skip
+    """A refusal's denied events: the same trace on the actor's own chains whether the id exists or not, and,
+    for a referral that exists, the full event (its client's pseudonym) on its provider's chain.
+
+    So another provider's DPO, reading their own chain, cannot tell which ids exist at ours: a probe of a real
+    referral and of a made-up id leave the same event there. The owner's DPO sees the attempt on their client.
+    """
+    owner = referral.provider if referral is not None else None
+    if object_id:
+        # The id asked for is kept only where it names the chain's own referral: on the actor's other chains it
+        # is withheld (there it would tell their DPO another provider's ids), and so is its place in the path.
+        context = replace(context, path=context.path.replace(object_id, WITHHELD))
+    drafts = [
+        EventDraft(chain=chain, action=action, outcome=Outcome.DENIED, status=status, object_type="referral",
+                   object_id=WITHHELD if object_id else "")
+        for chain in _actor_chains(context.user)
+        if owner is None or chain.pk != owner.pk
+    ]  # fmt: skip
+    if referral is not None:
+        drafts.append(_referral_draft(referral, owner, action=action, outcome=Outcome.DENIED, status=status))
     events = record_access(context, drafts)
     return Refusal(context=context, drafts=drafts, written=tuple((e.chain_id, e.seq, e.hash) for e in events))
 
@@ -296,13 +299,43 @@ def record_allowed(context: AccessContext, referral: Referral, *, action: str, s
     )
 
 
+def client_identifiers_visible_to(user: User, client) -> bool:
+    """Whether the user already sees this client's identifiers: through a referral of theirs recorded with them.
+
+    A referral recorded for a client its recorder could not see shows only what was typed at its intake, so it
+    does not count: a second such intake must not give the held identifiers back either.
+    """
+    return referrals_visible_to(user).filter(client_id=client.pk, client_known_at_intake=False).exists()
+
+
+def record_known_client(context: AccessContext, referral: Referral) -> None:
+    """Alert the provider's DPO: a referral was recorded for a client it already held, by someone who could not see them.
+
+    An event about the client, not the new referral, so the referral's own access history (which its recorder
+    may read) does not show it: the recorder learns nothing from it about the client they typed a reference for.
+    """
+    record_access(
+        context,
+        [
+            EventDraft(
+                chain=referral.provider, action=Action.CREATE, outcome=Outcome.ALLOWED, status=201, object_type="client",
+                object_id=str(referral.client_id), client_pseudonym=referral.client_id,
+                purpose=f"referral {referral.pk} recorded for a client already held, by someone who could not see them",
+                extra_alerts=[AlertReason.KNOWN_CLIENT],
+            )
+        ],
+    )  # fmt: skip
+
+
 def grant_on_creation(referral: Referral, recorder: User) -> None:
     """A new referral is granted to the therapist who recorded it and to their clinical team's group."""
     refuse_client_data_grant_to(recorder)
-    for codename in (VIEW, CHANGE):
-        assign_perm(f"consent.{codename}", recorder, referral)
-        if referral.team_id:
-            assign_perm(f"consent.{codename}", referral.team.group, referral)
+    # The referral's creation event records these grants; they are not logged again as authorisation changes.
+    with account_events.firewall_operation():
+        for codename in (VIEW, CHANGE):
+            assign_perm(f"consent.{codename}", recorder, referral)
+            if referral.team_id:
+                assign_perm(f"consent.{codename}", referral.team.group, referral)
 
 
 @transaction.atomic
@@ -326,8 +359,10 @@ def assign_therapist(context: AccessContext, referral_id, therapist: User | None
         or profile.role not in CLINICAL_ROLES
     ):
         raise ValidationError({"therapist": "Only a therapist or clinical lead of the referral's provider can be assigned."})
-    for codename in (VIEW, CHANGE):
-        assign_perm(f"consent.{codename}", therapist, referral)
+    # The grant event above records this assignment; its rows are not logged again as authorisation changes.
+    with account_events.firewall_operation():
+        for codename in (VIEW, CHANGE):
+            assign_perm(f"consent.{codename}", therapist, referral)
     return referral
 
 
@@ -340,8 +375,9 @@ def unassign_therapist(context: AccessContext, referral_id, therapist: User | No
     # Only a direct assignment is revoked here; the team group's grant stays with the team.
     if therapist is None or not ReferralUserObjectPermission.objects.filter(user=therapist, content_object=referral).exists():
         raise ValidationError({"therapist": f"{username or 'That account'} is not assigned to this referral."})
-    for codename in (VIEW, CHANGE):
-        remove_perm(f"consent.{codename}", therapist, referral)
+    with account_events.firewall_operation():
+        for codename in (VIEW, CHANGE):
+            remove_perm(f"consent.{codename}", therapist, referral)
     return referral
 
 
@@ -363,22 +399,6 @@ __all__ = [
     "Purpose", "ReferralNotFound", "ClientDataRefused", "GrantRefused", "refuse_client_data_grant_to",
     "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "record_listed",
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
-    "may_act_on", "record_sign_in", "keep_refusal_logged", "Refusal",
+    "may_act_on", "keep_refusal_logged", "Refusal",
 ]  # fmt: skip
 
-
-def record_sign_in(context: AccessContext, user: User, *, succeeded: bool) -> None:
-    """A sign-in or failed sign-in of a known account, on the chains of the organisations it concerns."""
-    drafts = [
-        EventDraft(
-            chain=chain,
-            action=Action.SIGN_IN if succeeded else Action.SIGN_IN_FAILED,
-            outcome=Outcome.ALLOWED if succeeded else Outcome.DENIED,
-            status=200 if succeeded else 400,
-            object_type="user",
-            object_id=str(user.pk),
-        )
-        for chain in _chains_concerned_by(user, None)
-        if chain.kind == OrganisationKind.THERAPY_PROVIDER
-    ]
-    record_access(AccessContext(user=user, request_id=context.request_id, method=context.method, path=context.path), drafts)

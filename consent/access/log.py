@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
@@ -25,7 +26,14 @@ HASHED_FIELDS = (
     "chain_id", "seq", "occurred_at", "actor_id", "actor_name", "actor_organisation_id",
     "actor_organisation_kind", "action", "object_type", "object_id", "client_pseudonym", "referral_id",
     "outcome", "purpose", "request_id", "method", "path", "status", "alert_reasons", "prev_hash",
+    "client_request_id",
 )  # fmt: skip
+
+# Fields added to events after chains already existed. Each is encoded only when it holds a value, so an event
+# written before the field existed (where it reads back empty) keeps exactly the bytes it was hashed over, and
+# old chains still verify. client_request_id: the X-Request-ID a client sent, kept as untrusted beside the
+# server's own request_id (which everything counts by).
+OPTIONAL_HASHED_FIELDS = frozenset({"client_request_id"})
 
 # How many events a verification reads at a time: memory stays flat however long the chain is.
 VERIFY_BATCH = 2000
@@ -42,7 +50,12 @@ class AlertReason:
     UNUSUAL_VOLUME = "unusual_volume"
     # Many compliance-report requests by one reader in a short time: the pattern of differencing reports.
     REPORT_BURST = "report_burst"
-    ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME, REPORT_BURST)
+    # A change to who may see what: an account's organisation, role, flags, groups or permissions, an object
+    # permission on a referral made outside the firewall's own operations, an organisation's kind, a template.
+    AUTHORISATION_CHANGE = "authorisation_change"
+    # A referral recorded for a client the provider already held, by someone who could not see that client.
+    KNOWN_CLIENT = "known_client"
+    ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME, REPORT_BURST, AUTHORISATION_CHANGE, KNOWN_CLIENT)
 
 
 class AccessLogUnavailable(Exception):
@@ -61,10 +74,25 @@ class AccessContext:
     method: str = ""
     path: str = ""
     purpose: str = ""
+    # The X-Request-ID the client sent, if any: kept for correlation, never trusted or counted by.
+    client_request_id: str = ""
 
     @classmethod
     def for_command(cls, user, name: str) -> "AccessContext":
         return cls(user=user, request_id=uuid.uuid4().hex, method="CLI", path=name, purpose=name)
+
+    @classmethod
+    def for_request(cls, request, purpose: str = "", user=None) -> "AccessContext":
+        """Who is asking and in which request (a Django or DRF request); ids from the request-id middleware."""
+        user = user if user is not None else getattr(request, "user", None)
+        return cls(
+            user=user,
+            request_id=getattr(request, "request_id", "") or uuid.uuid4().hex,
+            client_request_id=getattr(request, "client_request_id", ""),
+            method=request.method or "",
+            path=request.get_full_path()[:500],
+            purpose=purpose,
+        )
 
 
 @dataclass
@@ -87,7 +115,9 @@ def canonical_encoding(values: dict) -> bytes:
     """The bytes an event's hash covers: its fields, in a fixed order, as compact JSON."""
     encoded = []
     for name in HASHED_FIELDS:
-        value = values[name]
+        value = values.get(name, "") if name in OPTIONAL_HASHED_FIELDS else values[name]
+        if name in OPTIONAL_HASHED_FIELDS and value in ("", None):
+            continue
         if isinstance(value, datetime):
             value = value.astimezone(UTC).isoformat(timespec="microseconds")
         elif isinstance(value, uuid.UUID):
@@ -112,7 +142,12 @@ _SMALL_INT = re.compile(r"^\d{1,9}$")  # our own row ids; an NHS number has ten 
 # any other digit may be a reference someone typed (ktt-12a), so it is withheld.
 _WORD = re.compile(r"^(?:[a-z][a-z_.-]{0,63}|v\d{1,2})$")
 _DIGIT_RUN = re.compile(r"\d{5,}")
-_QUERY_VALUE = re.compile(r"^(?:[A-Za-z_]{1,40}|\d{1,4}|\d{4}-\d{2}-\d{2}(?:[T ][0-9:.+-Z]{0,20})?)$")
+# Query values the log keeps: a date or date and time, a standard period label, a UUID; a number only under
+# the names of parameters that take an id or a page; a word only if it is one of the project's enumerations.
+# Anything else may be free text someone typed (?search=Smith) and is withheld, by name: search=[withheld].
+_QUERY_DATE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}(?:[T ][0-9:.+-Z]{0,20})?|\d{4}-(?:Q[1-4]|0[1-9]|1[0-2]))$")
+_QUERY_NUMBER = re.compile(r"^\d{1,9}$")
+_NUMBER_PARAMETERS = frozenset({"page", "page_size", "site", "pilot", "actor", "template", "period"})
 # Ten digits, perhaps grouped 3-3-4 with spaces or dashes, as NHS numbers are written.
 _NHS_NUMBER_LIKE = re.compile(r"(?<!\d)\d{3}[\s-]?\d{3}[\s-]?\d{4}(?!\d)")
 
@@ -127,12 +162,40 @@ def _safe_query_name(name: str) -> bool:
     return bool(_WORD.match(name))
 
 
+@lru_cache(maxsize=1)
+def _known_values() -> frozenset[str]:
+    """Every value of the project's enumerations (roles, statuses, pathways, actions, formats...)."""
+    from colocation import models as colocation_models
+    from consent import models as consent_models
+    from consent.access import models as access_models
+    from consent.source_of_referral import SOURCE_OF_REFERRAL
+
+    enumerations = [
+        colocation_models.OrganisationKind, colocation_models.Role, colocation_models.VenueKind, colocation_models.Cadence,
+        consent_models.HowHeard, consent_models.Pathway, consent_models.ReferralStatus, consent_models.ConsentMethod,
+        consent_models.ConsentScope, consent_models.WithdrawalReason, consent_models.CheckStage,
+        consent_models.GoalRaisedBy, consent_models.DischargeReason,
+        access_models.Action, access_models.Outcome, access_models.Disposition,
+    ]  # fmt: skip
+    values = {str(value) for enumeration in enumerations for value in enumeration.values}
+    values |= set(SOURCE_OF_REFERRAL)
+    values |= {"json", "csv", "fhir", "html", "api", "open", "closed", "true", "false", "True", "False"}
+    values |= {"voluntary", "concern", "not_voluntary", "unknown"}
+    return frozenset(values)
+
+
+def _safe_query_value(name: str, value: str) -> bool:
+    if value == "" or _QUERY_DATE.match(value) or _UUID.match(value) or value in _known_values():
+        return True
+    return name in _NUMBER_PARAMETERS and bool(_QUERY_NUMBER.match(value))
+
+
 def safe_path(path: str) -> str:
-    """The request path with any segment or query value that could be an identifier withheld."""
+    """The request path with any segment or query value that could be an identifier or free text withheld."""
     parts = urlsplit(path)
     segments = [s if _safe_segment(s) else WITHHELD for s in parts.path.split("/")]
     query = [
-        f"{name}={value if _QUERY_VALUE.match(value) else WITHHELD}" if _safe_query_name(name) else WITHHELD
+        f"{name}={value if _safe_query_value(name, value) else WITHHELD}" if _safe_query_name(name) else WITHHELD
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return "/".join(segments) + (f"?{'&'.join(query)}" if query else "")
@@ -179,8 +242,10 @@ def _client_identifiers(drafts: list[EventDraft], context: AccessContext, path: 
     """
     texts = [d.purpose or context.purpose for d in drafts]
     query_values = [value for _, value in parse_qsl(urlsplit(path).query)]
-    request_id = "" if _UUID.match(context.request_id or "") or _HEX_ID.match(context.request_id or "") else context.request_id
-    words = _tokens([*texts, request_id, *query_values])
+    request_ids = [
+        value for value in (context.request_id, context.client_request_id) if value and not (_UUID.match(value) or _HEX_ID.match(value))
+    ]
+    words = _tokens([*texts, *request_ids, *query_values])
     pseudonyms = {d.client_pseudonym for d in drafts if d.client_pseudonym and (d.purpose or context.purpose)}
     if not words and not pseudonyms:
         return set()
@@ -214,12 +279,16 @@ def safe_request_id(request_id: str, identifiers: Iterable[str] = ()) -> str:
 # ---- writing ----------------------------------------------------------------------------------------------
 
 
+# The actor of a change made outside any request (a shell, a command, a migration): nobody signed in made it.
+SYSTEM_ACTOR = "system"
+
+
 def _actor_fields(user) -> dict:
     organisation = organisation_of(user)
     authenticated = getattr(user, "is_authenticated", False)
     return {
         "actor_id": user.pk if authenticated else None,
-        "actor_name": user.get_username() if authenticated else "anonymous",
+        "actor_name": user.get_username() if authenticated else ("anonymous" if user is not None else SYSTEM_ACTOR),
         "actor_organisation_id": organisation.pk if organisation else None,
         "actor_organisation_kind": organisation.kind if organisation else "",
     }
@@ -237,24 +306,34 @@ def _alert_reasons(draft: EventDraft, actor: dict) -> list[str]:
     return reasons
 
 
+# Actions that expose a client's record to the actor: a detail read, a row of a list, an export (FHIR, receipt,
+# subject access), break-glass. Bulk reads are reads: each distinct client shown counts towards the limit.
+EXPOSING_ACTIONS = (Action.READ, Action.LIST, Action.EXPORT, Action.BREAK_GLASS)
+
+
+def _exposes_client(draft: EventDraft) -> bool:
+    return draft.action in EXPOSING_ACTIONS and draft.outcome == Outcome.ALLOWED and draft.client_pseudonym is not None
+
+
 def _unusual_volume(actor_id: int | None, drafts: list[EventDraft]) -> bool:
-    """More distinct clients opened by one user in the last hour than the configured limit."""
-    opened = {d.client_pseudonym for d in drafts if d.action == Action.READ and d.outcome == Outcome.ALLOWED} - {None}
+    """More distinct clients exposed to one user in the last hour, by any read, list or export, than the limit."""
+    opened = {d.client_pseudonym for d in drafts if _exposes_client(d)}
     if actor_id is None or not opened:
         return False
     limit = settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
-    if len(opened) > limit:
-        return True
     since = timezone.now() - timedelta(hours=1)
-    # Counted in the database and cut off just past the limit, so a busy user costs one bounded query.
+    # Counted in the database and cut off just past the limit, so a busy user costs one bounded query; asked even
+    # when this request alone is past the limit, so a list costs the same queries at any length.
     earlier = (
-        AccessEvent.objects.filter(actor_id=actor_id, action=Action.READ, outcome=Outcome.ALLOWED, occurred_at__gte=since)
+        AccessEvent.objects.filter(
+            actor_id=actor_id, action__in=EXPOSING_ACTIONS, outcome=Outcome.ALLOWED, occurred_at__gte=since
+        )
         .exclude(client_pseudonym__in=opened)
         .exclude(client_pseudonym=None)
         .values("client_pseudonym")
         .distinct()
     )
-    return earlier[: limit + 1 - len(opened)].count() + len(opened) > limit
+    return earlier[: limit + 1].count() + len(opened) > limit
 
 
 def _lock_head(chain_id: int) -> ChainHead:
@@ -295,12 +374,18 @@ def record_access(context: AccessContext, drafts: list[EventDraft]) -> list[Acce
 def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent]:
     actor = _actor_fields(context.user)
     if _unusual_volume(actor["actor_id"], drafts):
+        # One alert per request and chain, on its first event that exposed a client: a page of 200 rows is one
+        # thing for the DPO to look at, not 200.
+        flagged = set()
         for draft in drafts:
-            if draft.action == Action.READ:
+            if _exposes_client(draft) and draft.chain.pk not in flagged:
+                flagged.add(draft.chain.pk)
                 draft.extra_alerts.append(AlertReason.UNUSUAL_VOLUME)
     identifiers = _client_identifiers(drafts, context, context.path) | _typed_ids(drafts)
     request = {
+        # The server's own id (api.middleware.RequestIdMiddleware); the client's, if it sent one, beside it.
         "request_id": safe_request_id(context.request_id, identifiers),
+        "client_request_id": safe_request_id(context.client_request_id, identifiers),
         "method": context.method[:10],
         "path": _without_identifiers(safe_path(context.path), identifiers)[:500],
     }

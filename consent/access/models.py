@@ -1,10 +1,20 @@
 """Object permissions on referrals (guardian, direct foreign keys) and the hash-chained access log."""
 
-from django.db import models
-from guardian.managers import UserObjectPermissionManager
+from django.db import models, transaction
+from guardian.managers import GroupObjectPermissionManager, UserObjectPermissionManager
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from colocation.models import Organisation
+
+
+def _logged_bulk_create(manager, objs, args, kwargs):
+    """bulk_create sends no post_save: log the rows as the signals would (consent.access.signals), atomically."""
+    from consent.access.signals import permission_rows_changed
+
+    with transaction.atomic(using=manager.db):
+        created = super(type(manager), manager).bulk_create(objs, *args, **kwargs)
+        permission_rows_changed(created, granted=True)
+    return created
 
 
 class ReferralUserPermissionManager(UserObjectPermissionManager):
@@ -16,7 +26,12 @@ class ReferralUserPermissionManager(UserObjectPermissionManager):
         objs = list(objs)
         for user in {obj.user for obj in objs}:
             refuse_client_data_grant_to(user)
-        return super().bulk_create(objs, *args, **kwargs)
+        return _logged_bulk_create(self, objs, args, kwargs)
+
+
+class ReferralGroupPermissionManager(GroupObjectPermissionManager):
+    def bulk_create(self, objs, *args, **kwargs):
+        return _logged_bulk_create(self, list(objs), args, kwargs)
 
 
 class ReferralUserObjectPermission(UserObjectPermissionBase):
@@ -33,11 +48,19 @@ class ReferralUserObjectPermission(UserObjectPermissionBase):
         from consent.access.firewall import refuse_client_data_grant_to
 
         refuse_client_data_grant_to(self.user)
-        super().save(*args, **kwargs)
+        # Atomic with the access event the grant writes (consent.access.signals).
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
 
 
 class ReferralGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey("consent.Referral", on_delete=models.CASCADE)
+
+    objects = ReferralGroupPermissionManager()
+
+    def save(self, *args, **kwargs):
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
 
     class Meta(GroupObjectPermissionBase.Meta):
         indexes = [models.Index(fields=["group", "permission", "content_object"], name="referral_gperm_lookup")]
@@ -55,6 +78,8 @@ class Action(models.TextChoices):
     BREAK_GLASS = "break_glass", "Break-glass"
     SIGN_IN = "sign_in", "Sign-in"
     SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+    SIGN_OUT = "sign_out", "Sign-out"
+    AUTHORISATION_CHANGE = "authorisation_change", "Authorisation change (account, organisation, template)"
     RETENTION = "retention", "Retention erasure"
     REPORT = "report", "Compliance report (read, export or snapshot)"
 
@@ -83,7 +108,10 @@ class AccessEvent(models.Model):
     referral_id = models.UUIDField(null=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     purpose = models.CharField(max_length=500, blank=True)
+    # The server's own id for the request: what attempts are counted by.
     request_id = models.CharField(max_length=64, blank=True)
+    # The X-Request-ID the client sent, if any: untrusted, kept for correlation only.
+    client_request_id = models.CharField(max_length=64, blank=True, default="")
     method = models.CharField(max_length=10, blank=True)
     path = models.CharField(max_length=500, blank=True)
     status = models.PositiveSmallIntegerField(null=True)

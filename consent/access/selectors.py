@@ -184,11 +184,13 @@ def alert_for_dpo(user, event_id) -> AccessEvent | None:
 
 
 def access_history(referral) -> QuerySet[AccessEvent]:
-    """Every event about the referral's client on its provider's chain, newest first.
+    """Every event about this referral on its provider's chain, newest first.
 
-    The caller must have opened the referral through the firewall (Purpose.ACCESS_HISTORY).
+    This referral's only, not its client's: whoever may read it (its assigned team) must not see who opened
+    the client's other referrals, which may be a colleague's. The client's whole history is the subject-access
+    export's, for the DPO. The caller must have opened the referral through the firewall (Purpose.ACCESS_HISTORY).
     """
-    return AccessEvent.objects.filter(chain_id=referral.provider_id, client_pseudonym=referral.client_id).order_by("-seq")
+    return AccessEvent.objects.filter(chain_id=referral.provider_id, referral_id=referral.pk).order_by("-seq")
 
 
 @dataclass(frozen=True)

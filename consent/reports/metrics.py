@@ -218,9 +218,9 @@ def _benefits_agency_events(pilot_site_ids: list[int], provider_ids: list[int], 
         occurred_at__gte=start,
         occurred_at__lte=end_of_day(period.end),
     ).exclude(
-        # Signing in is logged on the co-located providers' chains too, but it touches no client data: a
-        # work coach who signs in to read the list of sites has not reached a client.
-        action__in=(Action.SIGN_IN, Action.SIGN_IN_FAILED)
+        # Signing in and out is logged on the co-located providers' chains too, but it touches no client data:
+        # a work coach who signs in to read the list of sites has not reached a client.
+        action__in=(Action.SIGN_IN, Action.SIGN_IN_FAILED, Action.SIGN_OUT)
     )
 
 
