@@ -167,13 +167,7 @@ class Echo:
         return value
 
 
-ALERT_REASON_CHOICES = [
-    (AlertReason.DENIED, "A refused attempt"),
-    (AlertReason.BENEFITS_AGENCY, "Any attempt by a benefits-agency account"),
-    (AlertReason.BREAK_GLASS, "A clinical lead opened a referral by break-glass"),
-    (AlertReason.OUTSIDE_ASSIGNMENT, "Access to a referral outside the user's assignment"),
-    (AlertReason.UNUSUAL_VOLUME, "More distinct clients in an hour than the configured threshold"),
-]
+ALERT_REASON_CHOICES = [(reason, AlertReason.LABELS[reason]) for reason in AlertReason.ALL]
 
 
 def actor_kind_field() -> serializers.CharField:

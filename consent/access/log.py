@@ -56,6 +56,17 @@ class AlertReason:
     # A referral recorded for a client the provider already held, by someone who could not see that client.
     KNOWN_CLIENT = "known_client"
     ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME, REPORT_BURST, AUTHORISATION_CHANGE, KNOWN_CLIENT)
+    # What each reason means, in the words the DPO's queue and the API's schema use.
+    LABELS = {
+        DENIED: "A refused attempt",
+        BENEFITS_AGENCY: "Any attempt by a benefits-agency account",
+        BREAK_GLASS: "A clinical lead opened a referral by break-glass",
+        OUTSIDE_ASSIGNMENT: "Access to a referral outside the user's assignment",
+        UNUSUAL_VOLUME: "More distinct clients in an hour than the configured threshold",
+        REPORT_BURST: "Many compliance-report requests by one reader in a short time",
+        AUTHORISATION_CHANGE: "A change to who may see what (organisation, role, flags, groups, permissions, templates)",
+        KNOWN_CLIENT: "A referral recorded for a client the provider already held, by someone who could not see them",
+    }
 
 
 class AccessLogUnavailable(Exception):
