@@ -120,10 +120,11 @@ def _bulk_world(world) -> list[int]:
         )
         cursor.execute(
             f"""INSERT INTO {referral_table} (id, client_id, provider_id, site_id, team_id, referred_on,
-                    source_of_referral, how_heard, pathway, status, recorded_by_id, created_at, updated_at, record_key)
+                    source_of_referral, how_heard, pathway, status, recorded_by_id, created_at, updated_at, record_key,
+                    client_known_at_intake, intake_nhs_number)
                 SELECT gen_random_uuid(), c.id, %s, %s, (%s::bigint[])[1 + c.n %% 2], DATE '2025-01-01' + (c.n %% 600),
                        'B1', 'leaflet_or_poster', 'self_referral', 'awaiting_consent',
-                       (%s::bigint[])[1 + c.n %% %s], now(), now(), c.n %% 256
+                       (%s::bigint[])[1 + c.n %% %s], now(), now(), c.n %% 256, FALSE, ''
                 FROM (SELECT id, substr(local_reference, 6)::int AS n FROM {client_table}
                       WHERE local_reference LIKE 'BULK-%%') AS c""",
             [world.kent.pk, world.site.pk, [t.pk for t in teams], therapist_ids, len(therapist_ids)],
