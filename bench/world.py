@@ -444,6 +444,7 @@ def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
             "status": status,
             "alert_reasons": alerts,
             "prev_hash": prev_hash,
+            "client_request_id": "",
         }
         prev_hash = event_hash(values)
         values["hash"] = prev_hash
