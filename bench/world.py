@@ -401,9 +401,11 @@ def build(referrals: int, *, seed: int = 2026) -> float:
         chain = events[p]
         chain.sort()
         events[p] = []
-        seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
+        # Setting up the people already put events on the chain (authorisation changes are logged): go on from them.
+        head = ChainHead.objects.filter(organisation=provider).values_list("seq", "head_hash").first() or (0, GENESIS_HASH)
+        seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head)
         total_events += seq
-        ChainHead.objects.create(organisation=provider, seq=seq, head_hash=prev_hash)
+        ChainHead.objects.update_or_create(organisation=provider, defaults={"seq": seq, "head_hash": prev_hash})
         log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
     _restore_connection()
     seconds = time.perf_counter() - started
@@ -412,9 +414,9 @@ def build(referrals: int, *, seed: int = 2026) -> float:
     return seconds
 
 
-def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng) -> tuple[int, str]:
-    """Hash one provider's events in order with the log's own function and write them in batches."""
-    seq, prev_hash = 0, GENESIS_HASH
+def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head) -> tuple[int, str]:
+    """Hash one provider's events in order with the log's own function and write them in batches after `head`."""
+    seq, prev_hash = head
     batch = []
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for at_us, number, kind, actor in chain:
