@@ -49,6 +49,8 @@ class Operation:
     # Slow operations (whole-chain verification, a pilot-year report) are repeated fewer times.
     slow: bool = False
     extra: dict = field(default_factory=dict)
+    # Untimed preparation before the operation is first run in a world (writes need fresh referrals).
+    setup: Callable[[], None] | None = None
 
 
 @dataclass
@@ -88,8 +90,8 @@ def _client(token: str) -> APIClient:
     return client
 
 
-def _ok(response):
-    if response.status_code != 200:
+def _ok(response, expected: int = 200):
+    if response.status_code != expected:
         raise RuntimeError(f"{response.status_code} from {response.request['PATH_INFO']}: {response.content[:300]!r}")
     return response
 
@@ -227,6 +229,7 @@ def operations(s: Subject) -> list[Operation]:
         ),
     ]
     ops.append(_report_operation(s))
+    ops.extend(_write_operations(s))
     ops.append(
         Operation(
             "verify_chain",
@@ -261,6 +264,60 @@ def _report_operation(s: Subject) -> Operation:
         lambda: report_sql.figures(s.pilot.pk, REPORT_PERIOD), "bare aggregate SQL for the same figures",
         target_ratio=3.0, target="at most 3x the bare aggregate SQL and under 2 s (1M, PostgreSQL)", slow=True,
     )  # fmt: skip
+
+
+def _write_operations(s: Subject) -> list[Operation]:
+    """Intake, consent and a voluntariness check through the API as the therapist: what each write costs.
+
+    No baseline in the same run: a write path is compared with the same operation measured on an earlier
+    commit (the issue's bound is what it cost before). Each consent needs a referral awaiting consent, so a
+    pool of fresh intakes is made, untimed, before the first run.
+    """
+    from colocation.models import Site
+    from consent.models import ConsentTemplate
+
+    client = _client(s.token)
+    site_id = Site.objects.filter(provider_id=s.provider_id).order_by("pk").values_list("pk", flat=True).first()
+    template_id = ConsentTemplate.objects.order_by("-version", "pk").values_list("pk", flat=True).first()
+    pool: list[str] = []
+    acknowledgements = dict.fromkeys(("attendance_is_optional", "no_effect_on_benefits", "service_separate_from_jobcentre",
+                                      "nothing_shared_with_jobcentre", "free_to_withdraw"), True)  # fmt: skip
+
+    def intake():
+        from django.utils import timezone
+
+        body = {"client": {"local_reference": f"BENCH-{uuid.uuid4().hex[:12]}"}, "site": site_id,
+                "referred_on": timezone.localdate().isoformat(), "source_of_referral": "B1",
+                "how_heard": "leaflet_or_poster", "pathway": "self_referral"}  # fmt: skip
+        return _ok(client.post("/api/v1/referrals/", body, format="json"), 201).json()["id"]
+
+    def fill_pool():
+        pool.extend(intake() for _ in range(40))
+
+    def consent():
+        from django.utils import timezone
+
+        body = {"template": template_id, "method": "verbal", "given_at": timezone.now().isoformat(),
+                "scopes": ["treatment"], "acknowledgements": acknowledgements}  # fmt: skip
+        return _ok(client.post(f"/api/v1/referrals/{pool.pop()}/consents/", body, format="json"), 201)
+
+    def check():
+        from django.utils import timezone
+
+        body = {"checked_at": timezone.now().isoformat(), "stage": "intake", "told_attendance_required": False,
+                "sanction_mentioned": False, "feels_free_to_stop": True, "goals_set_by_client": True,
+                "employment_goal_raised_by": "nobody"}  # fmt: skip
+        return _ok(client.post(f"/api/v1/referrals/{pool[0]}/voluntariness-checks/", body, format="json"), 201)
+
+    compared = "the same request measured on the commit before (bench/README.md)"
+    return [
+        Operation("write_intake", "POST /api/v1/referrals/ as the therapist (client, referral, grants, event)", intake,
+                  None, compared, target="at most 1.2x what it cost before the flags table"),
+        Operation("write_consent", "POST /api/v1/referrals/{id}/consents/ as the therapist", consent, None, compared,
+                  target="at most 1.2x what it cost before the flags table", setup=fill_pool),
+        Operation("write_check", "POST /api/v1/referrals/{id}/voluntariness-checks/ as the therapist", check, None,
+                  compared, target="at most 1.2x what it cost before the flags table", setup=fill_pool),
+    ]  # fmt: skip
 
 
 # ---- measuring ------------------------------------------------------------------------------------------------
