@@ -33,6 +33,7 @@ from consent.access.models import (
     ReferralUserObjectPermission,
 )
 from consent.models import Client, ConsentRecord, ConsentTemplate, Decline, Discharge, Referral, VoluntarinessCheck, Withdrawal
+from consent.voluntariness_flags import rebuild_voluntariness_flags
 
 # Bumped whenever the shape of the world changes, so a stored world of an older shape is rebuilt.
 WORLD_VERSION = 4
@@ -408,6 +409,9 @@ def build(referrals: int, *, seed: int = 2026) -> float:
         ChainHead.objects.update_or_create(organisation=provider, defaults={"seq": seq, "head_hash": prev_hash})
         log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
     _restore_connection()
+    # The voluntariness flags the report reads, from the records just loaded, as the migration's backfill does.
+    rebuild_voluntariness_flags()
+    log(f"voluntariness flags in {time.perf_counter() - started:.1f}s")
     seconds = time.perf_counter() - started
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")

@@ -20,7 +20,6 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    DateField,
     DateTimeField,
     DurationField,
     Exists,
@@ -40,9 +39,10 @@ from django.utils import timezone
 
 from colocation.models import OrganisationKind, Pilot, Site
 from consent.access.models import AccessEvent, Action, Outcome
-from consent.models import ConsentRecord, Decline, HowHeard, Pathway, Referral, Withdrawal
+from consent.models import HowHeard, Pathway, Referral
 from consent.reports.periods import Period, end_of_day, steps
-from consent.selectors import Voluntariness, voluntariness_annotations, voluntariness_status_expression
+from consent.selectors import Voluntariness, voluntariness_status_expression
+from consent.voluntariness_flags import flag_annotations
 
 # Shown in every report even when 0: B1 is the self-referral the pilot is about, M5 (Jobcentre Plus referred
 # the person) is what the report flags.
@@ -115,8 +115,12 @@ def referrals_in(site_ids: list[int], start: date, end: date) -> QuerySet:
 
 
 def _with_flags(queryset: QuerySet, as_of) -> QuerySet:
-    """The voluntariness flags and status of consent.selectors (the one rule), as aliases for aggregation."""
-    return queryset.alias(**voluntariness_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
+    """The voluntariness flags and status of consent.selectors (the one rule), as aliases for aggregation.
+
+    The flags come from each referral's row of VoluntarinessFlags (one join, kept exact with the records and
+    recounted by the recount_voluntariness_flags command), not from an EXISTS per fact over every record.
+    """
+    return queryset.alias(**flag_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
 
 
 def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[dict]:
@@ -125,13 +129,11 @@ def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[di
     One GROUP BY over the period's referrals: each referral's status is worked out once and grouped on,
     and the other figures are conditional counts in the same pass.
     """
-    withdrawals = Withdrawal.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True, withdrawn_at__lte=as_of)
-    declines = Decline.objects.filter(referral=OuterRef("pk"), declined_on__lte=period.end)
-    queryset = _with_flags(base, as_of).alias(has_withdrawal=Exists(withdrawals), has_decline=Exists(declines))
+    queryset = _with_flags(base, as_of)
     conditional = {
         "explicit_consent": Q(v_no_consent=False),
-        "declined": Q(has_decline=True),
-        "withdrawals": Q(has_withdrawal=True),
+        "declined": Q(voluntariness_flags__declined_on__lte=period.end),
+        "withdrawals": Q(voluntariness_flags__withdrawal_at__lte=as_of),
         "withdrawals_citing_pressure": Q(v_pressured_withdrawal=True),
         "felt_not_free_to_stop": Q(v_not_free_to_stop=True),
         "employment_goal_raised_by_benefits_agency": Q(v_goal_by_agency=True),
@@ -168,17 +170,13 @@ def _medians(base: QuerySet, as_of: datetime) -> tuple[dict[int, float], float |
     the end of the period. Window functions rank the consented referrals per site and overall; only the
     one or two middle rows of each ranking come back (at most 2 per site plus 2), and are averaged here.
     """
-    first_consent = (
-        ConsentRecord.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True, given_at__lte=as_of)
-        .order_by("given_at", "pk")
-        .annotate(day=TruncDate("given_at", tzinfo=timezone.get_current_timezone()))
-        .values("day")[:1]
-    )
+    # The earliest consent in force: at or before the explicit one counted, so within the period too.
+    first_consent = TruncDate("voluntariness_flags__consent_at", tzinfo=timezone.get_current_timezone())
     order = [F("days").asc(), F("pk").asc()]
     rows = (
         _with_flags(base, as_of)
         .filter(v_no_consent=False)
-        .annotate(consent_day=Subquery(first_consent, output_field=DateField()))
+        .annotate(consent_day=first_consent)
         .annotate(days=ExpressionWrapper(F("consent_day") - F("referred_on"), output_field=DurationField()))
         .annotate(
             site_rank=Window(RowNumber(), partition_by=[F("site_id")], order_by=order),
@@ -210,9 +208,11 @@ def _benefits_agency_events(pilot_site_ids: list[int], provider_ids: list[int], 
     agency hosting one of the pilot's sites. Taken from the chains of the pilot's providers.
     """
     start = timezone.make_aware(datetime.combine(period.start, time.min))
-    pilot_referrals = Referral.objects.filter(site_id__in=pilot_site_ids).values("pk")
+    # EXISTS on the event's own referral (its primary key), not IN over every referral of the pilot: a list of
+    # that size overflows work_mem at national scale and is searched per event.
+    at_pilot_site = Exists(Referral.objects.filter(pk=OuterRef("referral_id"), site_id__in=pilot_site_ids))
     return AccessEvent.objects.filter(
-        Q(referral_id__in=pilot_referrals) | Q(referral_id__isnull=True, actor_organisation_id__in=host_ids),
+        at_pilot_site | Q(referral_id__isnull=True, actor_organisation_id__in=host_ids),
         chain_id__in=provider_ids,
         actor_organisation_kind=OrganisationKind.BENEFITS_AGENCY,
         occurred_at__gte=start,
@@ -265,7 +265,7 @@ def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoi
     )
     base = referrals_in(site_ids, buckets[0].start, buckets[-1].end).alias(bucket=label, bucket_as_of=as_of)
     rows = (
-        _with_flags(base, OuterRef("bucket_as_of"))
+        _with_flags(base, F("bucket_as_of"))
         .values(period=F("bucket"), v_status=F("vstatus"))
         .annotate(n=Count("pk"), key=Sum("record_key"))
         .order_by("period")
