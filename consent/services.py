@@ -261,7 +261,7 @@ def create_referral(
     )
     referral.full_clean()
     referral.save()
-    refresh_voluntariness_flags(referral.pk)
+    refresh_voluntariness_flags(referral.pk, new_referral=True)
     firewall.grant_on_creation(referral, context.user)
     firewall.record_allowed(context, referral, action=Action.CREATE, status=201)
     if known_unseen:

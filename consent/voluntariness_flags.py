@@ -78,15 +78,19 @@ def _expected(referrals: QuerySet) -> QuerySet:
     return referrals.annotate(**{f"expected_{name}": expression for name, expression in _earliest_times().items()})
 
 
-def refresh_voluntariness_flags(referral_id) -> None:
+def refresh_voluntariness_flags(referral_id, *, new_referral: bool = False) -> None:
     """Rewrite one referral's flags from its records; call it in the transaction of every record written.
 
-    Two queries: the flags worked out from the records, and the row written (created the first time).
+    One query: an UPDATE whose values are the subqueries of `_earliest_times` (the row's primary key is the
+    referral's, so OuterRef("pk") names the referral there too). A referral just created has no records yet,
+    so its row is inserted empty; a referral without a row (made outside the services) gets one.
     """
-    values = _expected(Referral.objects.filter(pk=referral_id)).values(*(f"expected_{n}" for n in FLAG_FIELDS)).get()
-    fields = {name: values[f"expected_{name}"] for name in FLAG_FIELDS}
-    if not VoluntarinessFlags.objects.filter(referral_id=referral_id).update(**fields):
-        VoluntarinessFlags.objects.create(referral_id=referral_id, **fields)
+    if new_referral:
+        VoluntarinessFlags.objects.create(referral_id=referral_id)
+        return
+    if not VoluntarinessFlags.objects.filter(referral_id=referral_id).update(**_earliest_times()):
+        values = _expected(Referral.objects.filter(pk=referral_id)).values(*(f"expected_{n}" for n in FLAG_FIELDS)).get()
+        VoluntarinessFlags.objects.create(referral_id=referral_id, **{n: values[f"expected_{n}"] for n in FLAG_FIELDS})
 
 
 @transaction.atomic

@@ -104,3 +104,11 @@ def test_retention_erasure_leaves_the_flags_exact(recorded):
 
     apply_retention(today=date(2040, 1, 1))
     assert not flag_differences().exists()
+
+
+def test_a_referral_without_a_row_gets_one_with_its_next_record(world):
+    referral = make_referral(world.therapist, world.site, referred_on=date(2026, 9, 1))
+    VoluntarinessFlags.objects.filter(referral=referral).delete()
+    give_consent(world.therapist, referral, world.template, given_on=date(2026, 9, 2))
+    assert VoluntarinessFlags.objects.get(referral=referral).explicit_consent_at == at(date(2026, 9, 2))
+    assert not flag_differences().exists()
