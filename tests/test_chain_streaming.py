@@ -15,7 +15,8 @@ def _write(world, **changes):
                                 **changes.pop("context", {}))  # fmt: skip
     draft = log.EventDraft(chain=world.kent, action="read", outcome="allowed", status=changes.pop("status", 200), **changes)
     with transaction.atomic():
-        return log.record_access(context, [draft])[0]
+        written = log.record_access(context, [draft])[0]
+    return AccessEvent.objects.get(chain_id=written.chain_id, seq=written.seq)
 
 
 def test_every_streamed_event_hashes_as_the_log_wrote_it(world):
