@@ -152,9 +152,26 @@ def _raw_detail(referral_id: uuid.UUID) -> tuple:
 
 
 def operations(s: Subject) -> list[Operation]:
-    therapist = s.therapist
-    client = _client(s.token)
-    list_url, detail_url = "/api/v1/referrals/", f"/api/v1/referrals/{s.referral_id}/"
+    """Every operation measured, in the order they are run."""
+    return [*_list_operations(s), *_detail_operations(s), _report_operation(s), *_write_operations(s), _verify_operation(s)]
+
+
+def _same_rows(selector_list, plain_list, raw_list, api_list) -> None:
+    """Each baseline must give the operation's answer, or its ratio means nothing."""
+    count, page = selector_list()
+    plain_count, plain_page = plain_list()
+    raw_ids = [str(uuid.UUID(str(row[0]))) for row in raw_list()]
+    listed = api_list().json()
+    if (count, [r.pk for r in page]) != (plain_count, [r.pk for r in plain_page]):
+        raise RuntimeError("The plain selector's rows differ from the firewall's.")
+    if [str(r.pk) for r in page] != raw_ids:
+        raise RuntimeError("The raw list's rows differ from the firewall's.")
+    if (listed["count"], [row["id"] for row in listed["results"]]) != (count, [str(r.pk) for r in page]):
+        raise RuntimeError("The API's list differs from the selector's.")
+
+
+def _list_operations(s: Subject) -> list[Operation]:
+    therapist, client, list_url = s.therapist, _client(s.token), "/api/v1/referrals/"
 
     def selector_list():
         visible = firewall.referrals_visible_to(therapist).order_by(*LIST_ORDER)
@@ -164,6 +181,9 @@ def operations(s: Subject) -> list[Operation]:
         plain = Referral.objects.filter(recorded_by_id=therapist.pk).order_by(*LIST_ORDER)
         return plain.count(), list(plain[:PAGE])
 
+    def raw_list():
+        return _raw_list(therapist.pk)
+
     def api_list():
         return _ok(client.get(list_url))
 
@@ -171,6 +191,23 @@ def operations(s: Subject) -> list[Operation]:
         # Only the logging of the rows shown is switched off; everything else of the request is the same.
         with mock.patch.object(firewall, "record_listed", lambda context, rows: None):
             return _ok(client.get(list_url))
+
+    return [
+        Operation("selector_list", "firewall.referrals_visible_to(therapist): count + page of 50 (ORM)", selector_list,
+                  plain_list, "Referral.objects.filter(recorded_by=therapist): count + page of 50 (ORM, index on the "
+                  "recorder and the list order)", target_ratio=2.0, target="at most 2x the plain indexed query, 2 queries",
+                  setup=lambda: _same_rows(selector_list, plain_list, raw_list, api_list)),
+        Operation("api_list", "GET /api/v1/referrals/ as the therapist (token auth, firewall, serializer, access log)",
+                  api_list, raw_list, "raw SQL: count + the same 50 rows with client and site",
+                  target="reported (ms, queries, ratio to the bare selector)"),
+        Operation("access_logging", "GET /api/v1/referrals/ with its 50 access events", api_list, api_list_unlogged,
+                  "the same request with firewall.record_listed patched out (bench only)", target_ratio=1.2,
+                  target="at most 1.2x the list without logging"),
+    ]  # fmt: skip
+
+
+def _detail_operations(s: Subject) -> list[Operation]:
+    therapist, client, detail_url = s.therapist, _client(s.token), f"/api/v1/referrals/{s.referral_id}/"
 
     def selector_detail():
         return firewall.referrals_visible_to(therapist).filter(pk=s.referral_id).first()
@@ -181,82 +218,22 @@ def operations(s: Subject) -> list[Operation]:
     def api_detail():
         return _ok(client.get(detail_url))
 
-    def same_rows():
-        # Each baseline must give the operation's answer, or its ratio means nothing.
-        count, page = selector_list()
-        plain_count, plain_page = plain_list()
-        raw = _raw_list(therapist.pk)
-        listed = api_list().json()
-        if (count, [r.pk for r in page]) != (plain_count, [r.pk for r in plain_page]):
-            raise RuntimeError("The plain selector's rows differ from the firewall's.")
-        if [str(r.pk) for r in page] != [str(row[0]) if not isinstance(row[0], str) else str(uuid.UUID(row[0])) for row in raw]:
-            raise RuntimeError("The raw list's rows differ from the firewall's.")
-        if (listed["count"], [row["id"] for row in listed["results"]]) != (count, [str(r.pk) for r in page]):
-            raise RuntimeError("The API's list differs from the selector's.")
+    return [
+        Operation("selector_detail", "firewall.referrals_visible_to(therapist).filter(pk=...).first()", selector_detail,
+                  plain_detail, "Referral.objects.filter(pk=..., recorded_by=therapist).first()", target="reported"),
+        Operation("api_detail", "GET /api/v1/referrals/{id}/ as the therapist (firewall, access log, records)",
+                  api_detail, lambda: _raw_detail(s.referral_id),
+                  "raw SQL: the referral, client, site, discharge, decline and its records", target="reported"),
+    ]  # fmt: skip
 
-    def verify():
-        return verify_chain(organisation_ids=[s.provider_id])
 
-    ops = [
-        Operation(
-            "selector_list",
-            "firewall.referrals_visible_to(therapist): count + page of 50 (ORM)",
-            selector_list,
-            plain_list,
-            "Referral.objects.filter(recorded_by=therapist): count + page of 50 (ORM, index on the recorder and the list order)",
-            target_ratio=2.0,
-            target="at most 2x the plain indexed query, 2 queries",
-            setup=same_rows,
-        ),
-        Operation(
-            "api_list",
-            "GET /api/v1/referrals/ as the therapist (token auth, firewall, serializer, access log)",
-            api_list,
-            lambda: _raw_list(therapist.pk),
-            "raw SQL: count + the same 50 rows with client and site",
-            target="reported (ms, queries, ratio to the bare selector)",
-        ),
-        Operation(
-            "access_logging",
-            "GET /api/v1/referrals/ with its 50 access events",
-            api_list,
-            api_list_unlogged,
-            "the same request with firewall.record_listed patched out (bench only)",
-            target_ratio=1.2,
-            target="at most 1.2x the list without logging",
-        ),
-        Operation(
-            "selector_detail",
-            "firewall.referrals_visible_to(therapist).filter(pk=...).first()",
-            selector_detail,
-            plain_detail,
-            "Referral.objects.filter(pk=..., recorded_by=therapist).first()",
-            target="reported",
-        ),
-        Operation(
-            "api_detail",
-            "GET /api/v1/referrals/{id}/ as the therapist (firewall, access log, records)",
-            api_detail,
-            lambda: _raw_detail(s.referral_id),
-            "raw SQL: the referral, client, site, discharge, decline and its records",
-            target="reported",
-        ),
-    ]
-    ops.append(_report_operation(s))
-    ops.extend(_write_operations(s))
-    ops.append(
-        Operation(
-            "verify_chain",
-            "verify_chain of the therapist's provider (one hash-chain, every event)",
-            verify,
-            None,
-            f"the time {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s would allow",
-            target_ratio=1.0,
-            target=f"at least {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, memory flat in the number of events",
-            slow=True,
-        )
-    )
-    return ops
+def _verify_operation(s: Subject) -> Operation:
+    return Operation(
+        "verify_chain", "verify_chain of the therapist's provider (one hash-chain, every event)",
+        lambda: verify_chain(organisation_ids=[s.provider_id]), None,
+        f"the time {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s would allow", target_ratio=1.0,
+        target=f"at least {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, memory flat in the number of events", slow=True,
+    )  # fmt: skip
 
 
 def _report_operation(s: Subject) -> Operation:

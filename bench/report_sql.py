@@ -136,20 +136,25 @@ def figures(pilot_id: int, period_label: str) -> dict:
             [buckets[0].start, buckets[-1].end],
         )
         series = cursor.fetchall()
-        cursor.execute(
-            f"""SELECT e.outcome, COUNT(DISTINCT CASE WHEN e.request_id = '' THEN CAST(e.id AS TEXT) ELSE e.request_id END)
-                FROM {_t(AccessEvent)} e
-                WHERE e.actor_organisation_kind = 'benefits_agency' AND e.occurred_at >= %s AND e.occurred_at <= %s
-                  AND e.chain_id IN (SELECT DISTINCT provider_id FROM {_t(Site)} WHERE id IN ({sites}))
-                  AND (EXISTS (SELECT 1 FROM {_t(Referral)} r WHERE r.id = e.referral_id AND r.site_id IN ({sites}))
-                       OR (e.referral_id IS NULL AND e.actor_organisation_id IN
-                           (SELECT host_organisation_id FROM {_t(Site)} WHERE id IN ({sites}))))
-                  AND e.action NOT IN ('sign_in', 'sign_in_failed', 'sign_out')
-                GROUP BY e.outcome""",
-            [_p(timezone.make_aware(datetime.combine(period.start, time.min))), as_of],
-        )
-        access = cursor.fetchall()
+        access = _access(cursor, sites, period, as_of)
     return {"counts": counts, "medians": medians, "series": series, "access": access}
+
+
+def _access(cursor, sites: str, period, as_of) -> list[tuple]:
+    """The benefits-agency attempts of the period at these sites, by outcome."""
+    cursor.execute(
+        f"""SELECT e.outcome, COUNT(DISTINCT CASE WHEN e.request_id = '' THEN CAST(e.id AS TEXT) ELSE e.request_id END)
+            FROM {_t(AccessEvent)} e
+            WHERE e.actor_organisation_kind = 'benefits_agency' AND e.occurred_at >= %s AND e.occurred_at <= %s
+              AND e.chain_id IN (SELECT DISTINCT provider_id FROM {_t(Site)} WHERE id IN ({sites}))
+              AND (EXISTS (SELECT 1 FROM {_t(Referral)} r WHERE r.id = e.referral_id AND r.site_id IN ({sites}))
+                   OR (e.referral_id IS NULL AND e.actor_organisation_id IN
+                       (SELECT host_organisation_id FROM {_t(Site)} WHERE id IN ({sites}))))
+              AND e.action NOT IN ('sign_in', 'sign_in_failed', 'sign_out')
+            GROUP BY e.outcome""",
+        [_p(timezone.make_aware(datetime.combine(period.start, time.min))), as_of],
+    )
+    return cursor.fetchall()
 
 
 def _by_site(counts) -> dict:

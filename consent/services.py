@@ -341,7 +341,7 @@ def record_consent(
     )  # fmt: skip
     record.full_clean()
     record.save()
-    refresh_voluntariness_flags(referral.pk)
+    refresh_voluntariness_flags(referral.pk, written=ConsentRecord)
     if supersedes is None:
         # A correction fixes what was recorded; it does not undo a withdrawal or a discharge that followed.
         _move(referral, ReferralStatus.ACTIVE)
@@ -371,7 +371,7 @@ def record_withdrawal(
     )
     withdrawal.full_clean()
     withdrawal.save()
-    refresh_voluntariness_flags(referral.pk)
+    refresh_voluntariness_flags(referral.pk, written=Withdrawal)
     _move(referral, ReferralStatus.WITHDRAWN)
     return withdrawal
 
@@ -461,7 +461,7 @@ def record_voluntariness_check(
     )  # fmt: skip
     check.full_clean()
     check.save()
-    refresh_voluntariness_flags(referral.pk)
+    refresh_voluntariness_flags(referral.pk, written=VoluntarinessCheck)
     return check
 
 
@@ -478,7 +478,7 @@ def record_decline(*, context: AccessContext, referral_id, declined_on: date) ->
     decline = Decline(referral=referral, declined_on=declined_on, recorded_by=context.user)
     decline.full_clean()
     decline.save()
-    refresh_voluntariness_flags(referral.pk)
+    refresh_voluntariness_flags(referral.pk, written=Decline)
     _move(referral, ReferralStatus.DECLINED)
     return decline
 

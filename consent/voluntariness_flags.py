@@ -73,22 +73,35 @@ def _earliest_times() -> dict[str, Subquery]:
     }
 
 
+# The flags each kind of record can change: a write refreshes only those (all of them when unsaid).
+FLAGS_OF = {
+    ConsentRecord: ("consent_at", "explicit_consent_at"),
+    VoluntarinessCheck: ("intake_check_at", "told_required_at", "sanction_at", "not_free_to_stop_at", "goal_by_agency_at"),
+    Withdrawal: ("withdrawal_at", "pressured_withdrawal_at"),
+    Decline: ("declined_on",),
+}
+
+
 def _expected(referrals: QuerySet) -> QuerySet:
     """These referrals with the flags their records give, as `expected_<flag>` annotations."""
     return referrals.annotate(**{f"expected_{name}": expression for name, expression in _earliest_times().items()})
 
 
-def refresh_voluntariness_flags(referral_id, *, new_referral: bool = False) -> None:
+def refresh_voluntariness_flags(referral_id, *, written=None, new_referral: bool = False) -> None:
     """Rewrite one referral's flags from its records; call it in the transaction of every record written.
 
-    One query: an UPDATE whose values are the subqueries of `_earliest_times` (the row's primary key is the
-    referral's, so OuterRef("pk") names the referral there too). A referral just created has no records yet,
-    so its row is inserted empty; a referral without a row (made outside the services) gets one.
+    `written` is the model of the record written or superseded (ConsentRecord, VoluntarinessCheck, Withdrawal,
+    Decline): only the flags it can change are worked out again. One query: an UPDATE whose values are the
+    subqueries of `_earliest_times` (the row's primary key is the referral's, so OuterRef("pk") names the
+    referral there too). A referral just created has no records yet, so its row is inserted empty; a referral
+    without a row (made outside the services) gets one, whole.
     """
     if new_referral:
         VoluntarinessFlags.objects.create(referral_id=referral_id)
         return
-    if not VoluntarinessFlags.objects.filter(referral_id=referral_id).update(**_earliest_times()):
+    expressions = _earliest_times()
+    names = FLAGS_OF.get(written, FLAG_FIELDS)
+    if not VoluntarinessFlags.objects.filter(referral_id=referral_id).update(**{n: expressions[n] for n in names}):
         values = _expected(Referral.objects.filter(pk=referral_id)).values(*(f"expected_{n}" for n in FLAG_FIELDS)).get()
         VoluntarinessFlags.objects.create(referral_id=referral_id, **{n: values[f"expected_{n}"] for n in FLAG_FIELDS})
 

@@ -293,20 +293,9 @@ def _without_jit() -> None:
             cursor.execute("SET LOCAL jit = off")
 
 
-@transaction.atomic
-def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
-    """Every raw figure of the report for one pilot and period, per site and in total."""
-    _without_jit()
-    sites = list(pilot.sites.select_related("provider", "host_organisation").order_by("name", "pk"))
-    site_ids = [s.pk for s in sites]
-    provider_ids = sorted({s.provider_id for s in sites})
-    host_ids = sorted({s.host_organisation_id for s in sites})
-    as_of = end_of_day(period.end)
-    base = referrals_in(site_ids, period.start, period.end)
-
-    by_site = {s.pk: Figures() for s in sites}
-    # At most four rows per site (one per status): added up per site, never per referral.
-    for row in _per_site_counts(base, period, as_of):
+def _add_site_counts(by_site: dict[int, Figures], rows: list[dict]) -> None:
+    """At most four rows per site (one per status): added up per site, never per referral."""
+    for row in rows:
         figures = by_site[row["site_id"]]
         figures.referrals_received += row["referrals_received"]
         figures.add_key(("referrals_received",), row["key:referrals_received"])
@@ -321,6 +310,38 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
         for name in SIMPLE_COUNTS:
             figures.counts[name] += row[name]
             figures.add_key((name,), row[f"key:{name}"])
+
+
+def _site_totals(by_site: dict[int, Figures], source_codes: list[str]) -> Figures:
+    """The whole pilot's figures from its sites' (benefits-agency attempts aside: those are counted once)."""
+    total = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
+    # Adding up per-site rows (a handful), never referrals.
+    for figures in by_site.values():
+        total.referrals_received += figures.referrals_received
+        for breakdown in BREAKDOWNS:
+            for key, n in getattr(figures, breakdown).items():
+                getattr(total, breakdown)[key] += n
+        for name in SIMPLE_COUNTS:
+            total.counts[name] += figures.counts[name]
+        # Sums of record keys add up over sites as the counts do (the cell key is taken modulo later).
+        for path, key_sum in figures.keys.items():
+            total.add_key(path, key_sum)
+    return total
+
+
+@transaction.atomic
+def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
+    """Every raw figure of the report for one pilot and period, per site and in total."""
+    _without_jit()
+    sites = list(pilot.sites.select_related("provider", "host_organisation").order_by("name", "pk"))
+    site_ids = [s.pk for s in sites]
+    provider_ids = sorted({s.provider_id for s in sites})
+    host_ids = sorted({s.host_organisation_id for s in sites})
+    as_of = end_of_day(period.end)
+    base = referrals_in(site_ids, period.start, period.end)
+
+    by_site = {s.pk: Figures() for s in sites}
+    _add_site_counts(by_site, _per_site_counts(base, period, as_of))
     sources = _per_site_sources(base)
     seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
     source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
@@ -339,18 +360,7 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
             for name in ACCESS_COUNTS:
                 by_site[row["event_site"]].counts[name] = row[name]
 
-    total = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
-    # Adding up per-site rows (a handful), never referrals.
-    for figures in by_site.values():
-        total.referrals_received += figures.referrals_received
-        for breakdown in BREAKDOWNS:
-            for key, n in getattr(figures, breakdown).items():
-                getattr(total, breakdown)[key] += n
-        for name in SIMPLE_COUNTS:
-            total.counts[name] += figures.counts[name]
-        # Sums of record keys add up over sites as the counts do (the cell key is taken modulo later).
-        for path, key_sum in figures.keys.items():
-            total.add_key(path, key_sum)
+    total = _site_totals(by_site, source_codes)
     total.median_days_to_consent = overall_median
     # Attempts counted once across sites, including those aimed at no referral (refused lists).
     total.counts.update(events.aggregate(**_attempt_counts()))
