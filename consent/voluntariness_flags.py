@@ -12,7 +12,9 @@ by rebuild_voluntariness_flags (the migration's backfill, the benchmark's world)
 the recount_voluntariness_flags command runs to prove the rows still match the records.
 """
 
+import uuid
 from datetime import datetime
+from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -92,18 +94,41 @@ def refresh_voluntariness_flags(referral_id, *, written=None, new_referral: bool
 
     `written` is the model of the record written or superseded (ConsentRecord, VoluntarinessCheck, Withdrawal,
     Decline): only the flags it can change are worked out again. One query: an UPDATE whose values are the
-    subqueries of `_earliest_times` (the row's primary key is the referral's, so OuterRef("pk") names the
-    referral there too). A referral just created has no records yet, so its row is inserted empty; a referral
-    without a row (made outside the services) gets one, whole.
+    subqueries of `_earliest_times`, compiled once per kind of record (building them through the ORM on
+    every write cost more than running them). A referral just created has no records yet, so its row is
+    inserted empty; a referral without a row (made outside the services) gets one, whole.
     """
     if new_referral:
         VoluntarinessFlags.objects.create(referral_id=referral_id)
         return
-    expressions = _earliest_times()
-    names = FLAGS_OF.get(written, FLAG_FIELDS)
-    if not VoluntarinessFlags.objects.filter(referral_id=referral_id).update(**{n: expressions[n] for n in names}):
+    sql, params, slot = _refresh_sql(connection.vendor, written)
+    key = Referral._meta.pk.get_db_prep_value(referral_id, connection)
+    params = [*params[:slot], key, *params[slot + 1 :], key]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated = cursor.rowcount
+    if not updated:
         values = _expected(Referral.objects.filter(pk=referral_id)).values(*(f"expected_{n}" for n in FLAG_FIELDS)).get()
         VoluntarinessFlags.objects.create(referral_id=referral_id, **{n: values[f"expected_{n}"] for n in FLAG_FIELDS})
+
+
+# A referral id that is never real, marking where the referral's id goes among the compiled query's parameters.
+_SLOT = uuid.UUID(int=0)
+
+
+@cache
+def _refresh_sql(vendor: str, written) -> tuple[str, tuple, int]:
+    """(UPDATE ... SET (flags) = (SELECT the flags from the records), parameters, where the referral id goes)."""
+    names = FLAGS_OF.get(written, FLAG_FIELDS)
+    select = _expected(Referral.objects.filter(pk=_SLOT)).values_list(*(f"expected_{n}" for n in names))
+    sql, params = select.query.sql_with_params()
+    marker = Referral._meta.pk.get_db_prep_value(_SLOT, connection)
+    (slot,) = [i for i, value in enumerate(params) if value == marker]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(VoluntarinessFlags._meta.get_field(n).column) for n in names)
+    table = quote(VoluntarinessFlags._meta.db_table)
+    # Our own quoted names around SQL that Django compiled; every value stays a parameter.
+    return f"UPDATE {table} SET ({columns}) = ({sql}) WHERE referral_id = %s", tuple(params), slot  # noqa: S608
 
 
 @transaction.atomic
