@@ -23,6 +23,7 @@ from django.utils import timezone
 from colocation.models import Pilot, Site
 from consent.access.models import AccessEvent
 from consent.models import ConsentRecord, Decline, Referral, VoluntarinessCheck, Withdrawal
+from consent.reports.metrics import REPORT_PLANNER_SETTINGS
 from consent.reports.periods import end_of_day, parse_period, steps
 
 
@@ -95,8 +96,9 @@ def figures(pilot_id: int, period_label: str) -> dict:
     received = f"r.site_id IN ({sites}) AND r.referred_on >= %s AND r.referred_on <= %s"
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The planner settings the report runs with (metrics._without_jit): the same for both sides.
-            cursor.execute("SET LOCAL jit = off")
+            # The planner settings the report runs with: the same for both sides.
+            for statement in REPORT_PLANNER_SETTINGS:
+                cursor.execute(statement)
         f = f"""f AS (SELECT r.id, r.site_id, r.pathway, r.how_heard, r.source_of_referral, r.referred_on, {_ts("%s")} AS as_of
                       FROM {_t(Referral)} r WHERE {received})"""
         cursor.execute(
