@@ -463,9 +463,10 @@ def _chain_rows(chain_id: int, columns: tuple[str, ...], after: int = 0, upto: i
     """A chain's events after `after` up to `upto` in order, a batch at a time by sequence number.
 
     Keyset pagination keeps memory flat for any length of chain, with no server-side cursor, so it also works
-    inside a request's transaction and behind a connection pooler.
+    inside a request's transaction and behind a connection pooler. The first batch is asked for even when the
+    walk is already at the head, so a verification costs the same queries whether it resumes or not.
     """
-    while after < upto:
+    while True:
         batch = list(
             AccessEvent.objects.filter(chain_id=chain_id, seq__gt=after, seq__lte=upto)
             .order_by("seq")
