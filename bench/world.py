@@ -224,7 +224,8 @@ def _people_and_places() -> dict:
 # ---- referrals and what follows them ------------------------------------------------------------------------
 
 REFERRAL_FIELDS = ["id", "client", "provider", "site", "team", "referred_on", "source_of_referral", "how_heard", "pathway",
-                   "status", "recorded_by", "created_at", "updated_at", "record_key"]  # fmt: skip
+                   "status", "recorded_by", "created_at", "updated_at", "record_key", "client_known_at_intake",
+                   "intake_nhs_number"]  # fmt: skip
 CLIENT_FIELDS = ["id", "provider", "local_reference", "nhs_number", "year_of_birth", "created_at"]
 PERM_FIELDS = ["permission", "user", "content_object"]
 GROUP_PERM_FIELDS = ["permission", "group", "content_object"]
@@ -369,7 +370,7 @@ def build(referrals: int, *, seed: int = 2026) -> float:
                     status, updated = "discharged", checked + timedelta(seconds=5)
             rows["referral"].append((rid, load.uuid(client_id), provider.pk, site.pk, team.pk, load.date(referred_on), source,
                                      heard, pathway, status, therapist.pk, load.time(created),
-                                     load.time(updated), referral_id.int % 256))  # fmt: skip
+                                     load.time(updated), referral_id.int % 256, False, ""))  # fmt: skip
             # Reads and list entries make up the rest of about ten events, spread over the episode.
             created_us = int(created.timestamp() * 1_000_000)
             span_us = max(1, min(end_us - created_us, 120 * 86_400_000_000))

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from colocation.models import Organisation, OrganisationKind
 from colocation.selectors import organisation_of
+from consent.access import heads
 from consent.access.models import AccessEvent, Action, ChainHead, Outcome, VerifiedCheckpoint
 
 GENESIS_HASH = "0" * 64
@@ -431,9 +432,22 @@ def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent
             }
             prev_hash = event_hash(values)
             events.append(AccessEvent(**values, hash=prev_hash))
-        ChainHead.objects.filter(organisation_id=chain_id).update(seq=seq, head_hash=prev_hash)
+        _move_head(chain_id, events[-1])
     AccessEvent.objects.bulk_create(events, batch_size=500)
     return events
+
+
+def _move_head(chain_id: int, newest: AccessEvent) -> None:
+    """Move a chain's head to the newest event of this write, signed once with the log key (not once per event).
+
+    The signature goes on the head row and on that event, so a head that later fails can be traced back to the
+    first event no valid signature covers (consent.access.heads).
+    """
+    signature, key_id = heads.sign(chain_id, newest.seq, newest.hash, newest.occurred_at)
+    newest.head_signature, newest.head_key_id = signature, key_id
+    ChainHead.objects.filter(organisation_id=chain_id).update(
+        seq=newest.seq, head_hash=newest.hash, signed_at=newest.occurred_at, signature=signature, key_id=key_id
+    )
 
 
 # ---- verifying --------------------------------------------------------------------------------------------
@@ -503,7 +517,10 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
     walk starts at the latest checkpoint instead, so its cost is the events written since, not the whole
     log; the command and the DPO's verify always walk in full.
     """
-    heads_by_chain = {h["organisation_id"]: h for h in ChainHead.objects.values("organisation_id", "seq", "head_hash")}
+    heads_by_chain = {
+        h["organisation_id"]: h
+        for h in ChainHead.objects.values("organisation_id", "seq", "head_hash", "signed_at", "signature", "key_id")
+    }
     chains = organisation_ids
     if chains is None:
         chains = sorted(set(Organisation.objects.values_list("pk", flat=True)) | set(heads_by_chain))
@@ -536,13 +553,9 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
             prev_hash, expected_seq = values["hash"], expected_seq + 1
         last_seq = expected_seq - 1
         head = heads_by_chain.get(chain_id)
-        if head is None and last_seq:
-            return Verification(
-                False, checked, _mismatch(None, chain_id, last_seq, "the chain's head row is missing"), heads, against_found
-            )
-        if head is not None and (head["seq"] != last_seq or head["head_hash"] != prev_hash):
-            problem = f"chain head (sequence {head['seq']}) does not match its last event (sequence {last_seq})"
-            return Verification(False, checked, _mismatch(None, chain_id, head["seq"], problem), heads, against_found)
+        mismatch = _head_mismatch(chain_id, head, last_seq, prev_hash)
+        if mismatch:
+            return Verification(False, checked, mismatch, heads, against_found)
         if head is not None or last_seq:
             heads[chain_id] = {"seq": last_seq, "head_hash": prev_hash}
         if last_seq > start:
@@ -554,6 +567,50 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
     if not verified:
         mismatch = _mismatch(None, None, None, f"published head {against} is no longer in the chain: it has been rewritten")
     return Verification(verified, checked, mismatch, heads, against_found)
+
+
+def _head_mismatch(chain_id: int, head: dict | None, last_seq: int, last_hash: str) -> dict | None:
+    """What is wrong with a chain's head after its events were walked: missing, not at the last event, or not
+    signed by the log key (a rewrite made with database access alone); None if it holds."""
+    if head is None:
+        return _mismatch(None, chain_id, last_seq, "the chain's head row is missing") if last_seq else None
+    if head["seq"] != last_seq or head["head_hash"] != last_hash:
+        problem = f"chain head (sequence {head['seq']}) does not match its last event (sequence {last_seq})"
+        return _mismatch(None, chain_id, head["seq"], problem)
+    if not last_seq:
+        return None
+    problem = heads.signature_problem(chain_id, last_seq, last_hash, head["signed_at"], head["signature"], head["key_id"])
+    if problem is None:
+        return None
+    return _first_unsigned_event(chain_id, f"the chain head {problem}")
+
+
+def _first_unsigned_event(chain_id: int, head_problem: str) -> dict:
+    """Trace a head that fails its signature to the first event no valid signed head covers.
+
+    Walks the signed heads kept on the newest event of each write, in order: everything up to the last one that
+    verifies is as the service wrote it; the rewrite begins after it. Runs only once verification has failed.
+    """
+    good_seq, broken = 0, False
+    signed = AccessEvent.objects.filter(chain_id=chain_id).exclude(head_signature="").order_by("seq")
+    while not broken:
+        batch = list(
+            signed.filter(seq__gt=good_seq).values_list("seq", "hash", "occurred_at", "head_signature", "head_key_id")[:VERIFY_BATCH]
+        )
+        for seq, hash_, occurred_at, signature, key_id in batch:
+            if heads.signature_problem(chain_id, seq, hash_, occurred_at, signature, key_id):
+                broken = True
+                break
+            good_seq = seq
+        broken = broken or len(batch) < VERIFY_BATCH
+    first = AccessEvent.objects.filter(chain_id=chain_id, seq=good_seq + 1).values_list("id", flat=True).first()
+    if first is None:
+        return _mismatch(None, chain_id, good_seq, head_problem)
+    problem = (
+        f"{head_problem}; no valid signed head covers this event or any after it "
+        f"(the last verified signed head is at sequence {good_seq}): the chain has been rewritten from here on"
+    )
+    return _mismatch(first, chain_id, good_seq + 1, problem)
 
 
 def chain_heads(organisation_ids) -> dict[str, dict]:
