@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, StaffProfile, User
+from consent.access import heads
 from consent.access.log import GENESIS_HASH, HASHED_FIELDS, event_hash
 from consent.access.models import (
     AccessEvent,
@@ -403,13 +404,20 @@ def build(referrals: int, *, seed: int = 2026) -> float:
         events[p] = []
         seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
         total_events += seq
-        ChainHead.objects.create(organisation=provider, seq=seq, head_hash=prev_hash)
+        _signed_head(provider, seq, prev_hash)
         log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
     _restore_connection()
     seconds = time.perf_counter() - started
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")
     return seconds
+
+
+def _signed_head(provider, seq: int, head_hash: str) -> None:
+    """The chain's head, signed with the log key as the log's own writes sign it (consent.access.heads)."""
+    newest = AccessEvent.objects.filter(chain=provider, seq=seq).values_list("occurred_at", flat=True).first()
+    signature, key_id = heads.sign(provider.pk, seq, head_hash, newest)
+    ChainHead.objects.create(organisation=provider, seq=seq, head_hash=head_hash, signed_at=newest, signature=signature, key_id=key_id)
 
 
 def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng) -> tuple[int, str]:

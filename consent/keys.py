@@ -86,4 +86,6 @@ def public_keys_from(text: str) -> list[Ed25519PublicKey]:
         if not isinstance(key, Ed25519PublicKey):
             raise ImproperlyConfigured("Every trusted earlier log key must be an Ed25519 public key in PEM.")
         keys.append(key)
+    if text.strip() and not keys:
+        raise ImproperlyConfigured("Trusted earlier log keys must be Ed25519 public keys in PEM (-----BEGIN PUBLIC KEY-----).")
     return keys

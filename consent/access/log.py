@@ -565,7 +565,11 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
         VerifiedCheckpoint.objects.bulk_create(checkpoints)
     mismatch = None
     if not verified:
-        mismatch = _mismatch(None, None, None, f"published head {against} is no longer in the chain: it has been rewritten")
+        mismatch = _mismatch(
+            None, None, None,
+            f"published head {against} is not in the chain: either the chain has been rewritten since it was published, "
+            "or the hash was mistyped (a published head file, checked with verify_access_log --against FILE, tells which)",
+        )  # fmt: skip
     return Verification(verified, checked, mismatch, heads, against_found)
 
 
@@ -617,3 +621,62 @@ def chain_heads(organisation_ids) -> dict[str, dict]:
     """The current head of each named chain, for publishing outside the database."""
     heads = ChainHead.objects.filter(organisation_id__in=list(organisation_ids)).order_by("organisation_id")
     return {str(h.organisation_id): {"seq": h.seq, "head_hash": h.head_hash} for h in heads}
+
+
+# ---- published heads ----------------------------------------------------------------------------------------
+
+
+def published_heads(organisation_ids=None) -> list[str]:
+    """Each chain's signed head as one JSON line (consent.access.heads), for the DPO to archive elsewhere."""
+    rows = ChainHead.objects.filter(seq__gt=0).order_by("organisation_id")
+    if organisation_ids is not None:
+        rows = rows.filter(organisation_id__in=list(organisation_ids))
+    return [heads.published_line(h.organisation_id, h.seq, h.head_hash, h.signed_at, h.signature, h.key_id) for h in rows]
+
+
+@dataclass
+class HeadCheck:
+    """What one line of a published head file says about the log now."""
+
+    line: int
+    verdict: str  # found, malformed, untrusted, rewritten
+    detail: str
+    chain: int | None = None
+
+    @property
+    def rewritten(self) -> bool:
+        return self.verdict == "rewritten"
+
+
+def check_published_heads(lines: Iterable[str]) -> list[HeadCheck]:
+    """Check every line of a published head file against the chains as they are now.
+
+    A line that is not a published head (malformed), or whose signature is not the log key's over its own chain,
+    sequence, hash and time (mistyped, changed, or from another service), says nothing about the chain and is
+    reported as such. A head the service did sign must still be in its chain: at its sequence number, with its
+    hash. If not, the chain has been rewritten (or cut short) since it was published.
+    """
+    checks = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            head = heads.parse_line(text)
+        except heads.MalformedHead as malformed:
+            checks.append(HeadCheck(number, "malformed", str(malformed)))
+            continue
+        problem = heads.signature_problem(head.chain, head.seq, head.hash, head.time, head.signature, head.key_id)
+        if problem:
+            detail = f"the head {problem}; mistyped, changed or from another service, it says nothing about the chain"
+            checks.append(HeadCheck(number, "untrusted", detail, head.chain))
+            continue
+        now = AccessEvent.objects.filter(chain_id=head.chain, seq=head.seq).values_list("hash", flat=True).first()
+        if now == head.hash:
+            checks.append(HeadCheck(number, "found", f"still in chain {head.chain} at sequence {head.seq}", head.chain))
+        elif now is None:
+            detail = f"chain {head.chain} no longer reaches sequence {head.seq}, which this service signed: events have been removed"
+            checks.append(HeadCheck(number, "rewritten", detail, head.chain))
+        else:
+            detail = f"chain {head.chain} at sequence {head.seq} has hash {now}, not the published {head.hash}: it has been rewritten"
+            checks.append(HeadCheck(number, "rewritten", detail, head.chain))
+    return checks
