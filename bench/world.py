@@ -447,6 +447,7 @@ def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
             "outcome": outcome.value,
             "purpose": "",
             "request_id": f"{rng.getrandbits(128):032x}",
+            "client_request_id": "",
             "method": method,
             "path": path,
             "status": status,

@@ -59,11 +59,11 @@ def _collides(model) -> str:
     return " OR ".join(tests)
 
 
-def _template_condition(old_or_new: str = "OLD") -> tuple[str, str]:
+def _template_condition() -> tuple[str, str]:
     """SQL: (the template is used by a consent record, one of its immutable columns changes)."""
     template = apps.get_model(TEMPLATE_MODEL)
     consent = apps.get_model(CONSENT_MODEL)
-    used = f"EXISTS (SELECT 1 FROM {consent._meta.db_table} WHERE template_id = {old_or_new}.id)"
+    used = f"EXISTS (SELECT 1 FROM {consent._meta.db_table} WHERE template_id = OLD.id)"
     columns = ["id", *(template._meta.get_field(name).column for name in template.IMMUTABLE_FIELDS)]
     changes = " OR ".join(f"NEW.{column} IS DISTINCT FROM OLD.{column}" for column in columns)
     return used, changes
@@ -91,13 +91,14 @@ def _sqlite(model) -> list[tuple[str, str]]:
 def _sqlite_template(model) -> list[tuple[str, str]]:
     table = model._meta.db_table
     used, changes = _template_condition()
-    used_new, _ = _template_condition("NEW")
     message = f"{table}: a template used for consent is append-only"
     sqlite_changes = changes.replace("IS DISTINCT FROM", "IS NOT")
     return [
         _sqlite_refuse(f"{table}_no_update", f"BEFORE UPDATE ON {table}", f"{used} AND ({sqlite_changes})", f"{message}: UPDATE refused"),
         _sqlite_refuse(f"{table}_no_delete", f"BEFORE DELETE ON {table}", used, f"{message}: DELETE refused"),
-        _sqlite_refuse(f"{table}_no_replace", f"BEFORE INSERT ON {table}", f"({_collides(model)}) AND {used_new}",
+        # Colliding with any template, used or not: a plain INSERT would fail there anyway, and REPLACE must not
+        # swap a used template's row for another.
+        _sqlite_refuse(f"{table}_no_replace", f"BEFORE INSERT ON {table}", _collides(model),
                        f"{message}: REPLACE of an existing row refused"),
     ]  # fmt: skip
 
@@ -171,7 +172,10 @@ def statements(connection) -> list[tuple[str, str]]:
 def install(connection) -> None:
     """Install every append-only trigger (idempotent: each is created if missing or replaced)."""
     with connection.cursor() as cursor:
-        for _, sql in statements(connection):
+        for name, sql in statements(connection):
+            if connection.vendor == "sqlite" and sql.startswith("CREATE TRIGGER"):
+                # SQLite has no CREATE OR REPLACE TRIGGER: dropped first, so a changed definition takes effect.
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name};")
             cursor.execute(sql)
 
 
