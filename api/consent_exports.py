@@ -202,6 +202,7 @@ class ConsentExportViewSet(ClientDataViewSet):
         responses={
             (200, "application/json"): ConsentReceiptOutput,
             (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="?format=html: a printable page for the client"),
+            409: OpenApiResponse(description="The consent record no longer matches what was recorded at intake: no receipt is issued."),
         },
     )
     @action(detail=True, methods=["get"], url_path="consent-receipt",

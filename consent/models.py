@@ -284,6 +284,9 @@ class ConsentRecord(AppendOnlyRecord):
     # SHA-256 of what the client consented to (content_digest), stored as the record is written: a receipt is
     # issued only while the stored content still matches it (consent.receipts).
     content_sha256 = models.CharField(max_length=64, editable=False, default="")
+    # The receipt key's Ed25519 signature over that digest, made at the same moment (consent.receipts.seal): a key
+    # held outside the database, so rewriting a record and its digest together still shows.
+    content_signature = models.CharField(max_length=88, editable=False, default="")
 
     class Meta:
         ordering = ["given_at", "pk"]
@@ -315,7 +318,10 @@ class ConsentRecord(AppendOnlyRecord):
     def save(self, *args, **kwargs):
         # Derived, never typed in (like a template's body_sha256): the digest of the content as it is written.
         if self._state.adding:
+            from consent.receipts import seal
+
             self.content_sha256 = self.content_digest()
+            self.content_signature = seal(self.content_sha256)
         super().save(*args, **kwargs)
 
 

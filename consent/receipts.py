@@ -212,9 +212,28 @@ class ConsentRecordAltered(Exception):
     """The consent record's stored content no longer matches the digest written with it: no receipt is issued."""
 
 
+SEAL_FORMAT = "consent-record-content/v1:"
+
+
+def seal(digest: str) -> str:
+    """The receipt key's signature over a consent record's content digest, made as the record is written."""
+    return base64.b64encode(signing_key().sign(f"{SEAL_FORMAT}{digest}".encode("ascii"))).decode("ascii")
+
+
+def _seal_holds(consent: ConsentRecord) -> bool:
+    try:
+        signature = base64.b64decode(consent.content_signature, validate=True)
+        signing_key().public_key().verify(signature, f"{SEAL_FORMAT}{consent.content_sha256}".encode("ascii"))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def _refuse_if_altered(consent: ConsentRecord) -> None:
-    """A receipt vouches for what the client consented to: only for a record still as it was written."""
-    if not consent.content_sha256 or consent.content_sha256 != consent.content_digest():
+    """A receipt vouches for what the client consented to: only for a record still as it was written, its digest
+    matching its content and sealed with the receipt key when it was written."""
+    digest = consent.content_sha256
+    if not digest or digest != consent.content_digest() or not _seal_holds(consent):
         raise ConsentRecordAltered(
             f"Consent record {consent.pk} no longer matches what was recorded at intake, so no receipt can be issued; "
             "tell the data protection officer."
