@@ -92,7 +92,7 @@ def signature_problem(chain_id: int, seq: int, head_hash: str, moment, signature
     try:
         public.verify(base64.b64decode(signature, validate=True), message(chain_id, seq, head_hash, moment))
     except (InvalidSignature, ValueError):
-        return "has a log-key signature that does not verify: it was not written by this service"
+        return "has a log-key signature that does not verify"
     return None
 
 
