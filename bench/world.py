@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, StaffProfile, User
+from consent.access import heads
 from consent.access.log import GENESIS_HASH, HASHED_FIELDS, event_hash
 from consent.access.models import (
     AccessEvent,
@@ -406,7 +407,7 @@ def build(referrals: int, *, seed: int = 2026) -> float:
         head = ChainHead.objects.filter(organisation=provider).values_list("seq", "head_hash").first() or (0, GENESIS_HASH)
         seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head)
         total_events += seq
-        ChainHead.objects.update_or_create(organisation=provider, defaults={"seq": seq, "head_hash": prev_hash})
+        _signed_head(provider, seq, prev_hash)
         log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
     _restore_connection()
     # The voluntariness flags the report reads, from the records just loaded, as the migration's backfill does.
@@ -416,6 +417,15 @@ def build(referrals: int, *, seed: int = 2026) -> float:
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")
     return seconds
+
+
+def _signed_head(provider, seq: int, head_hash: str) -> None:
+    """The chain's head, signed with the log key as the log's own writes sign it (consent.access.heads)."""
+    newest = AccessEvent.objects.filter(chain=provider, seq=seq).values_list("occurred_at", flat=True).first()
+    signature, key_id = heads.sign(provider.pk, seq, head_hash, newest)
+    ChainHead.objects.update_or_create(
+        organisation=provider, defaults={"seq": seq, "head_hash": head_hash, "signed_at": newest, "signature": signature, "key_id": key_id}
+    )
 
 
 def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head) -> tuple[int, str]:
@@ -445,12 +455,12 @@ def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng,
             "outcome": outcome.value,
             "purpose": "",
             "request_id": f"{rng.getrandbits(128):032x}",
+            "client_request_id": "",
             "method": method,
             "path": path,
             "status": status,
             "alert_reasons": alerts,
             "prev_hash": prev_hash,
-            "client_request_id": "",
         }
         prev_hash = event_hash(values)
         values["hash"] = prev_hash

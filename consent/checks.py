@@ -25,3 +25,27 @@ def receipt_signing_key_check(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security)
+def access_log_key_check(app_configs, **kwargs):
+    """In production, ACCESS_LOG_SIGNING_KEY must hold an Ed25519 private key: every write to the access log
+    signs its chain head with it (consent.access.heads), and ACCESS_LOG_PUBLIC_KEYS, if set, must be Ed25519
+    public keys. Without the key each access would fail closed."""
+    from consent import keys
+    from consent.access import heads
+
+    if not keys.in_production():
+        return []
+    try:
+        heads.trusted_keys()
+    except (ImproperlyConfigured, ValueError, TypeError, UnsupportedAlgorithm) as missing:
+        return [
+            Error(
+                f"ACCESS_LOG_SIGNING_KEY: {missing}",
+                hint="Set ACCESS_LOG_SIGNING_KEY to the PEM of an Ed25519 private key (openssl genpkey -algorithm ed25519), "
+                "kept outside the database and apart from the receipt key.",
+                id="consent.E002",
+            )
+        ]
+    return []
