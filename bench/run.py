@@ -315,7 +315,7 @@ def markdown(result: dict) -> str:
         ]
         shown = ["-" if value is None else f"{value:,}" for value in cells]
         met, flat = _met(row)
-        verdict = "-" if row["name"] in ("api_list", "selector_detail", "api_detail") or row["name"].startswith("write_") else ("yes" if met else "**no**")
+        verdict = "-" if row["name"] in ("api_list", "selector_detail", "api_detail") else ("yes" if met else "**no**")
         shown.insert(5, verdict)
         if not flat:
             shown[6] = f"**{shown[6]}**"
