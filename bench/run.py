@@ -339,6 +339,10 @@ def main(argv=None) -> int:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return 0
     started = time.perf_counter()
+    try:
+        load_at_start = open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        load_at_start = []
     _configure()
     from django.db import connection
 
@@ -368,11 +372,9 @@ def main(argv=None) -> int:
         "operations": [_row(name, full, tenth) for name in full],
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
-    try:
-        # Again at the end: a run is only as quiet as the machine was all along.
-        result["machine"]["load_average_at_end"] = open("/proc/loadavg").read().split()[:3]
-    except OSError:
-        pass
+    # The load when the run began beside the load at its end (machine.load_average): a run is only as quiet as the
+    # machine was all along.
+    result["machine"]["load_average_at_start"] = load_at_start
     print_table(result)
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
