@@ -7,17 +7,23 @@ or the access-log verification: per-referral flags from the child tables (EXISTS
    per-site and total breakdown is added up;
 2. the middle rows of days to consent per site and overall (window functions), for the medians;
 3. the series by the pilot's cadence, each bucket's status as at the end of that bucket;
-4. the benefits-agency access attempts in the period.
+4. the benefits-agency access attempts in the period (an EXISTS on each event's referral, as a person would
+   write it once the IN list of a pilot's referrals overflows memory).
+
+It runs with the report's planner settings (JIT off on PostgreSQL) and reads the raw records, not the report's
+flags table: it is the question asked of the records themselves. `mismatches` holds its answer to the report's
+own figures (pilot_figures), which the benchmark requires to be equal before it times either.
 """
 
 from datetime import UTC, datetime, time
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from colocation.models import Pilot, Site
 from consent.access.models import AccessEvent
 from consent.models import ConsentRecord, Decline, Referral, VoluntarinessCheck, Withdrawal
+from consent.reports.metrics import REPORT_PLANNER_SETTINGS
 from consent.reports.periods import end_of_day, parse_period, steps
 
 
@@ -88,7 +94,11 @@ def figures(pilot_id: int, period_label: str) -> dict:
     as_of = _p(end_of_day(period.end))
     sites = ", ".join(str(pk) for pk in site_ids)
     received = f"r.site_id IN ({sites}) AND r.referred_on >= %s AND r.referred_on <= %s"
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The planner settings the report runs with: the same for both sides.
+            for statement in REPORT_PLANNER_SETTINGS:
+                cursor.execute(statement)
         f = f"""f AS (SELECT r.id, r.site_id, r.pathway, r.how_heard, r.source_of_referral, r.referred_on, {_ts("%s")} AS as_of
                       FROM {_t(Referral)} r WHERE {received})"""
         cursor.execute(
@@ -128,14 +138,88 @@ def figures(pilot_id: int, period_label: str) -> dict:
             [buckets[0].start, buckets[-1].end],
         )
         series = cursor.fetchall()
-        cursor.execute(
-            f"""SELECT e.outcome, COUNT(DISTINCT CASE WHEN e.request_id = '' THEN CAST(e.id AS TEXT) ELSE e.request_id END)
-                FROM {_t(AccessEvent)} e
-                WHERE e.actor_organisation_kind = 'benefits_agency' AND e.occurred_at >= %s AND e.occurred_at <= %s
-                  AND e.chain_id IN (SELECT DISTINCT provider_id FROM {_t(Site)} WHERE id IN ({sites}))
-                  AND (e.referral_id IN (SELECT id FROM {_t(Referral)} WHERE site_id IN ({sites})) OR e.referral_id IS NULL)
-                GROUP BY e.outcome""",
-            [_p(timezone.make_aware(datetime.combine(period.start, time.min))), as_of],
-        )
-        access = cursor.fetchall()
+        access = _access(cursor, sites, period, as_of)
     return {"counts": counts, "medians": medians, "series": series, "access": access}
+
+
+def _access(cursor, sites: str, period, as_of) -> list[tuple]:
+    """The benefits-agency attempts of the period at these sites, by outcome."""
+    cursor.execute(
+        f"""SELECT e.outcome, COUNT(DISTINCT CASE WHEN e.request_id = '' THEN CAST(e.id AS TEXT) ELSE e.request_id END)
+            FROM {_t(AccessEvent)} e
+            WHERE e.actor_organisation_kind = 'benefits_agency' AND e.occurred_at >= %s AND e.occurred_at <= %s
+              AND e.chain_id IN (SELECT DISTINCT provider_id FROM {_t(Site)} WHERE id IN ({sites}))
+              AND (EXISTS (SELECT 1 FROM {_t(Referral)} r WHERE r.id = e.referral_id AND r.site_id IN ({sites}))
+                   OR (e.referral_id IS NULL AND e.actor_organisation_id IN
+                       (SELECT host_organisation_id FROM {_t(Site)} WHERE id IN ({sites}))))
+              AND e.action NOT IN ('sign_in', 'sign_in_failed', 'sign_out')
+            GROUP BY e.outcome""",
+        [_p(timezone.make_aware(datetime.combine(period.start, time.min))), as_of],
+    )
+    return cursor.fetchall()
+
+
+def _by_site(counts) -> dict:
+    """Per-site figures from the grouped rows, in the shape of metrics.Figures."""
+    sites: dict = {}
+    names = ("explicit_consent", "declined", "withdrawals", "withdrawals_citing_pressure", "felt_not_free_to_stop",
+             "employment_goal_raised_by_benefits_agency", "intake_check_recorded")  # fmt: skip
+    for site_id, status, pathway, heard, source, n, *sums in counts:
+        site = sites.setdefault(site_id, {"received": 0, "voluntariness": {}, "by_pathway": {}, "by_how_heard": {},
+                                          "by_source_of_referral": {}, "counts": dict.fromkeys(names, 0)})  # fmt: skip
+        site["received"] += n
+        for key, value in (("voluntariness", status), ("by_pathway", pathway), ("by_how_heard", heard),
+                           ("by_source_of_referral", source)):  # fmt: skip
+            site[key][value] = site[key].get(value, 0) + n
+        for name, value in zip(names, sums, strict=True):
+            site["counts"][name] += int(value or 0)
+    return sites
+
+
+def _nonzero(mapping: dict) -> dict:
+    return {key: value for key, value in mapping.items() if value}
+
+
+def mismatches(pilot_id: int, period_label: str) -> list[str]:
+    """Where the bare SQL and the report's pilot_figures disagree (empty when every figure is equal)."""
+    from consent.reports.metrics import pilot_figures
+
+    raw = figures(pilot_id, period_label)
+    ours = pilot_figures(Pilot.objects.get(pk=pilot_id), parse_period(period_label))
+    found = []
+    sites = _by_site(raw["counts"])
+    for site_id, fig in ours.by_site.items():
+        bare = sites.get(site_id, {"received": 0, "voluntariness": {}, "by_pathway": {}, "by_how_heard": {},
+                                   "by_source_of_referral": {}, "counts": {}})  # fmt: skip
+        pairs = [("received", fig.referrals_received, bare["received"])]
+        pairs += [(key, _nonzero(getattr(fig, key)), _nonzero(bare[key]))
+                  for key in ("voluntariness", "by_pathway", "by_how_heard", "by_source_of_referral")]  # fmt: skip
+        pairs += [(name, fig.counts[name], bare["counts"].get(name, 0)) for name in bare["counts"]]
+        found += [f"site {site_id} {name}: report {a}, bare SQL {b}" for name, a, b in pairs if a != b]
+    site_days, all_days = {}, []
+    for site_id, days, site_middle, all_middle in raw["medians"]:
+        if site_middle:
+            site_days.setdefault(site_id, []).append(days)
+        if all_middle:
+            all_days.append(days)
+    for site_id, fig in ours.by_site.items():
+        days = site_days.get(site_id)
+        if (sum(days) / len(days) if days else None) != fig.median_days_to_consent:
+            found.append(f"site {site_id} median: report {fig.median_days_to_consent}, bare SQL {days}")
+    if (sum(all_days) / len(all_days) if all_days else None) != ours.total.median_days_to_consent:
+        found.append(f"median: report {ours.total.median_days_to_consent}, bare SQL {all_days}")
+    series: dict = {}
+    for bucket, status, n in raw["series"]:
+        point = series.setdefault(bucket, [0, 0])
+        point[0] += n
+        point[1] += n if status == "voluntary" else 0
+    ours_series = {p.period.label: [p.referrals_received, p.remained_voluntary] for p in ours.series}
+    if ours_series != series:
+        found.append(f"series: report {ours_series}, bare SQL {series}")
+    access = {"benefits_agency_access_allowed": 0, "benefits_agency_access_denied": 0}
+    for outcome, n in raw["access"]:
+        access["benefits_agency_access_allowed" if outcome == "allowed" else "benefits_agency_access_denied"] += n
+    ours_access = {name: ours.total.counts[name] for name in access}
+    if ours_access != access:
+        found.append(f"benefits-agency attempts: report {ours_access}, bare SQL {access}")
+    return found

@@ -82,6 +82,22 @@ def use_world(referrals: int, *, rebuild: bool) -> dict:
     return {"built_seconds": seconds, "reused": False, "where": where}
 
 
+# The index a plain "my referrals, newest first" query would be given: the baseline of the selector gets it, so
+# the firewall is compared with a fair plain query, not with one left to sort a therapist's rows by hand.
+BASELINE_INDEXES = {
+    "bench_referral_recorder_list": "consent_referral (recorded_by_id, referred_on DESC, created_at DESC, id)",
+}
+
+
+def _baseline_indexes() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name, columns in BASELINE_INDEXES.items():
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
+        cursor.execute("ANALYZE consent_referral")
+
+
 def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None) -> dict[str, dict]:
     """Every operation in the current world: queries and peak memory, and with `timing` the medians."""
     from bench import operations
@@ -93,8 +109,11 @@ def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | N
 
     if not verify_chain(resume=True).verified:
         raise RuntimeError("The world's access log does not verify.")
+    _baseline_indexes()
     results = {}
     for op in operations.operations(subject):
+        if op.setup:
+            op.setup()
         try:
             outcome, queries, peak_mb = operations.instrumented(op.run)
         except operations.NotAvailable as missing:
@@ -222,7 +241,7 @@ def _row(name: str, full: dict, tenth: dict) -> dict:
     if name == "selector_list":
         met.append(entry["queries"] == 2)
     if name == "api_compliance_report":
-        met.append(median < 2000)
+        met.append(median < 500)
     if name == "verify_chain" and row["peak_mb_at_tenth"] is not None:
         # Flat: the whole chain needs no more memory than a tenth of it, give or take a batch's worth.
         met.append(row["peak_mb"] <= row["peak_mb_at_tenth"] * 1.5 + 1)
@@ -239,7 +258,7 @@ def _met(row: dict) -> tuple[bool, bool]:
     if row["name"] == "selector_list":
         met.append(row["queries"] == 2)
     if row["name"] == "api_compliance_report":
-        met.append(row["median_ms"] < 2000)
+        met.append(row["median_ms"] < (500 if row.get("target_ratio") == 2.0 else 2000))
     if row["name"] == "verify_chain" and row.get("peak_mb_at_tenth") is not None:
         met.append(row["peak_mb"] <= row["peak_mb_at_tenth"] * 1.5 + 1)
     return all(met), row["queries"] == row["queries_at_tenth"]
@@ -320,6 +339,10 @@ def main(argv=None) -> int:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return 0
     started = time.perf_counter()
+    try:
+        load_at_start = open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        load_at_start = []
     _configure()
     from django.db import connection
 
@@ -349,6 +372,9 @@ def main(argv=None) -> int:
         "operations": [_row(name, full, tenth) for name in full],
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
+    # The load when the run began beside the load at its end (machine.load_average): a run is only as quiet as the
+    # machine was all along.
+    result["machine"]["load_average_at_start"] = load_at_start
     print_table(result)
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"

@@ -34,6 +34,7 @@ from consent.access.models import (
     ReferralUserObjectPermission,
 )
 from consent.models import Client, ConsentRecord, ConsentTemplate, Decline, Discharge, Referral, VoluntarinessCheck, Withdrawal
+from consent.voluntariness_flags import rebuild_voluntariness_flags
 
 # Bumped whenever the shape of the world changes, so a stored world of an older shape is rebuilt.
 WORLD_VERSION = 4
@@ -402,11 +403,16 @@ def build(referrals: int, *, seed: int = 2026) -> float:
         chain = events[p]
         chain.sort()
         events[p] = []
-        seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
+        # Setting up the people already put events on the chain (authorisation changes are logged): go on from them.
+        head = ChainHead.objects.filter(organisation=provider).values_list("seq", "head_hash").first() or (0, GENESIS_HASH)
+        seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head)
         total_events += seq
         _signed_head(provider, seq, prev_hash)
         log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
     _restore_connection()
+    # The voluntariness flags the report reads, from the records just loaded, as the migration's backfill does.
+    rebuild_voluntariness_flags()
+    log(f"voluntariness flags in {time.perf_counter() - started:.1f}s")
     seconds = time.perf_counter() - started
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")
@@ -417,12 +423,14 @@ def _signed_head(provider, seq: int, head_hash: str) -> None:
     """The chain's head, signed with the log key as the log's own writes sign it (consent.access.heads)."""
     newest = AccessEvent.objects.filter(chain=provider, seq=seq).values_list("occurred_at", flat=True).first()
     signature, key_id = heads.sign(provider.pk, seq, head_hash, newest)
-    ChainHead.objects.create(organisation=provider, seq=seq, head_hash=head_hash, signed_at=newest, signature=signature, key_id=key_id)
+    ChainHead.objects.update_or_create(
+        organisation=provider, defaults={"seq": seq, "head_hash": head_hash, "signed_at": newest, "signature": signature, "key_id": key_id}
+    )
 
 
-def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng) -> tuple[int, str]:
-    """Hash one provider's events in order with the log's own function and write them in batches."""
-    seq, prev_hash = 0, GENESIS_HASH
+def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head) -> tuple[int, str]:
+    """Hash one provider's events in order with the log's own function and write them in batches after `head`."""
+    seq, prev_hash = head
     batch = []
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for at_us, number, kind, actor in chain:

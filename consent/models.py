@@ -387,3 +387,36 @@ class Discharge(AppendOnlyRecord):
     referral = models.OneToOneField(Referral, on_delete=models.PROTECT, related_name="discharge")
     discharged_on = models.DateField()
     reason = models.CharField(max_length=16, choices=DischargeReason.choices)
+
+
+class VoluntarinessFlags(models.Model):
+    """When each fact behind a referral's voluntariness first held, kept with the records (one row per referral).
+
+    Each field is the earliest time of a record in force (not superseded) showing that fact, or empty when no
+    record shows it: a fact held at some moment exactly when its time is at or before that moment. The
+    compliance report reads these instead of walking every consent, check and withdrawal of a pilot on each
+    request. Derived data, not a record: consent.voluntariness_flags.refresh_voluntariness_flags rewrites the
+    row in the same transaction as each record written, and the recount_voluntariness_flags command checks
+    every row against the records themselves.
+    """
+
+    referral = models.OneToOneField(Referral, on_delete=models.CASCADE, primary_key=True, related_name="voluntariness_flags")
+    # Consent: the earliest in force (the day the median counts from), and the earliest explicit one.
+    consent_at = models.DateTimeField(null=True, blank=True)
+    explicit_consent_at = models.DateTimeField(null=True, blank=True)
+    # Checks in force, by what they found.
+    intake_check_at = models.DateTimeField(null=True, blank=True)
+    told_required_at = models.DateTimeField(null=True, blank=True)
+    sanction_at = models.DateTimeField(null=True, blank=True)
+    not_free_to_stop_at = models.DateTimeField(null=True, blank=True)
+    goal_by_agency_at = models.DateTimeField(null=True, blank=True)
+    # Withdrawals in force: any, and those citing pressure.
+    withdrawal_at = models.DateTimeField(null=True, blank=True)
+    pressured_withdrawal_at = models.DateTimeField(null=True, blank=True)
+    declined_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "voluntariness flags"
+
+    def __str__(self):
+        return f"voluntariness flags of {self.referral_id}"

@@ -28,6 +28,7 @@ from consent.models import (
 )
 from consent.selectors import consent_state, latest_consent
 from consent.source_of_referral import SOURCE_OF_REFERRAL
+from consent.voluntariness_flags import refresh_voluntariness_flags
 
 # Words that, in a scope or a field name, ask for sharing with a benefits agency: never permitted.
 BENEFITS_AGENCY_WORDS = ("benefit", "jobcentre", "job_centre", "dwp", "work_coach", "agency")
@@ -260,6 +261,7 @@ def create_referral(
     )
     referral.full_clean()
     referral.save()
+    refresh_voluntariness_flags(referral.pk, new_referral=True)
     firewall.grant_on_creation(referral, context.user)
     firewall.record_allowed(context, referral, action=Action.CREATE, status=201)
     if known_unseen:
@@ -339,6 +341,7 @@ def record_consent(
     )  # fmt: skip
     record.full_clean()
     record.save()
+    refresh_voluntariness_flags(referral.pk, written=ConsentRecord)
     if supersedes is None:
         # A correction fixes what was recorded; it does not undo a withdrawal or a discharge that followed.
         _move(referral, ReferralStatus.ACTIVE)
@@ -368,6 +371,7 @@ def record_withdrawal(
     )
     withdrawal.full_clean()
     withdrawal.save()
+    refresh_voluntariness_flags(referral.pk, written=Withdrawal)
     _move(referral, ReferralStatus.WITHDRAWN)
     return withdrawal
 
@@ -457,6 +461,7 @@ def record_voluntariness_check(
     )  # fmt: skip
     check.full_clean()
     check.save()
+    refresh_voluntariness_flags(referral.pk, written=VoluntarinessCheck)
     return check
 
 
@@ -473,6 +478,7 @@ def record_decline(*, context: AccessContext, referral_id, declined_on: date) ->
     decline = Decline(referral=referral, declined_on=declined_on, recorded_by=context.user)
     decline.full_clean()
     decline.save()
+    refresh_voluntariness_flags(referral.pk, written=Decline)
     _move(referral, ReferralStatus.DECLINED)
     return decline
 

@@ -20,7 +20,6 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    DateField,
     DateTimeField,
     DurationField,
     Exists,
@@ -40,9 +39,10 @@ from django.utils import timezone
 
 from colocation.models import OrganisationKind, Pilot, Site
 from consent.access.models import AccessEvent, Action, Outcome
-from consent.models import ConsentRecord, Decline, HowHeard, Pathway, Referral, Withdrawal
+from consent.models import HowHeard, Pathway, Referral
 from consent.reports.periods import Period, end_of_day, steps
-from consent.selectors import Voluntariness, voluntariness_annotations, voluntariness_status_expression
+from consent.selectors import Voluntariness, voluntariness_status_expression
+from consent.voluntariness_flags import flag_annotations
 
 # Shown in every report even when 0: B1 is the self-referral the pilot is about, M5 (Jobcentre Plus referred
 # the person) is what the report flags.
@@ -115,8 +115,12 @@ def referrals_in(site_ids: list[int], start: date, end: date) -> QuerySet:
 
 
 def _with_flags(queryset: QuerySet, as_of) -> QuerySet:
-    """The voluntariness flags and status of consent.selectors (the one rule), as aliases for aggregation."""
-    return queryset.alias(**voluntariness_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
+    """The voluntariness flags and status of consent.selectors (the one rule), as aliases for aggregation.
+
+    The flags come from each referral's row of VoluntarinessFlags (one join, kept exact with the records and
+    recounted by the recount_voluntariness_flags command), not from an EXISTS per fact over every record.
+    """
+    return queryset.alias(**flag_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
 
 
 def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[dict]:
@@ -125,13 +129,11 @@ def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[di
     One GROUP BY over the period's referrals: each referral's status is worked out once and grouped on,
     and the other figures are conditional counts in the same pass.
     """
-    withdrawals = Withdrawal.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True, withdrawn_at__lte=as_of)
-    declines = Decline.objects.filter(referral=OuterRef("pk"), declined_on__lte=period.end)
-    queryset = _with_flags(base, as_of).alias(has_withdrawal=Exists(withdrawals), has_decline=Exists(declines))
+    queryset = _with_flags(base, as_of)
     conditional = {
         "explicit_consent": Q(v_no_consent=False),
-        "declined": Q(has_decline=True),
-        "withdrawals": Q(has_withdrawal=True),
+        "declined": Q(voluntariness_flags__declined_on__lte=period.end),
+        "withdrawals": Q(voluntariness_flags__withdrawal_at__lte=as_of),
         "withdrawals_citing_pressure": Q(v_pressured_withdrawal=True),
         "felt_not_free_to_stop": Q(v_not_free_to_stop=True),
         "employment_goal_raised_by_benefits_agency": Q(v_goal_by_agency=True),
@@ -168,17 +170,13 @@ def _medians(base: QuerySet, as_of: datetime) -> tuple[dict[int, float], float |
     the end of the period. Window functions rank the consented referrals per site and overall; only the
     one or two middle rows of each ranking come back (at most 2 per site plus 2), and are averaged here.
     """
-    first_consent = (
-        ConsentRecord.objects.filter(referral=OuterRef("pk"), superseded_by__isnull=True, given_at__lte=as_of)
-        .order_by("given_at", "pk")
-        .annotate(day=TruncDate("given_at", tzinfo=timezone.get_current_timezone()))
-        .values("day")[:1]
-    )
+    # The earliest consent in force: at or before the explicit one counted, so within the period too.
+    first_consent = TruncDate("voluntariness_flags__consent_at", tzinfo=timezone.get_current_timezone())
     order = [F("days").asc(), F("pk").asc()]
     rows = (
         _with_flags(base, as_of)
         .filter(v_no_consent=False)
-        .annotate(consent_day=Subquery(first_consent, output_field=DateField()))
+        .annotate(consent_day=first_consent)
         .annotate(days=ExpressionWrapper(F("consent_day") - F("referred_on"), output_field=DurationField()))
         .annotate(
             site_rank=Window(RowNumber(), partition_by=[F("site_id")], order_by=order),
@@ -192,6 +190,8 @@ def _medians(base: QuerySet, as_of: datetime) -> tuple[dict[int, float], float |
             | Q(twice_all_rank__gte=F("all_n"), twice_all_rank__lte=F("all_n") + 2)
         )
         .values("site_id", "days", "site_rank", "site_n", "all_rank", "all_n")
+        # Not in Referral's default order: the middle rows are picked, not listed, and that sort cost a pass.
+        .order_by()
     )
     by_site, overall = defaultdict(list), []
     for row in rows:
@@ -210,9 +210,11 @@ def _benefits_agency_events(pilot_site_ids: list[int], provider_ids: list[int], 
     agency hosting one of the pilot's sites. Taken from the chains of the pilot's providers.
     """
     start = timezone.make_aware(datetime.combine(period.start, time.min))
-    pilot_referrals = Referral.objects.filter(site_id__in=pilot_site_ids).values("pk")
+    # EXISTS on the event's own referral (its primary key), not IN over every referral of the pilot: a list of
+    # that size overflows work_mem at national scale and is searched per event.
+    at_pilot_site = Exists(Referral.objects.filter(pk=OuterRef("referral_id"), site_id__in=pilot_site_ids))
     return AccessEvent.objects.filter(
-        Q(referral_id__in=pilot_referrals) | Q(referral_id__isnull=True, actor_organisation_id__in=host_ids),
+        at_pilot_site | Q(referral_id__isnull=True, actor_organisation_id__in=host_ids),
         chain_id__in=provider_ids,
         actor_organisation_kind=OrganisationKind.BENEFITS_AGENCY,
         occurred_at__gte=start,
@@ -265,7 +267,7 @@ def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoi
     )
     base = referrals_in(site_ids, buckets[0].start, buckets[-1].end).alias(bucket=label, bucket_as_of=as_of)
     rows = (
-        _with_flags(base, OuterRef("bucket_as_of"))
+        _with_flags(base, F("bucket_as_of"))
         .values(period=F("bucket"), v_status=F("vstatus"))
         .annotate(n=Count("pk"), key=Sum("record_key"))
         .order_by("period")
@@ -281,32 +283,25 @@ def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoi
     return list(points.values())
 
 
-def _without_jit() -> None:
-    """Turn PostgreSQL's JIT off for the rest of this transaction.
+# The report's planner settings, for the rest of its transaction (the benchmark's bare SQL runs with the same).
+# JIT off: the queries are wide, so their estimated cost crosses jit_above_cost on any real pilot and PostgreSQL
+# spent seconds compiling what then ran in well under one (3.9 s of JIT for 0.5 s of execution on 16,000
+# referrals). work_mem: the medians sort a pilot-year of referrals twice; at the default 4 MB a national pilot's
+# sorts spill to disk.
+REPORT_PLANNER_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
 
-    The report's queries are wide (a subplan per voluntariness flag), so their estimated cost crosses
-    jit_above_cost on any real pilot and PostgreSQL spends seconds compiling what then runs in well under
-    one: measured 3.9 s of JIT for 0.5 s of execution on 16,000 referrals.
-    """
+
+def _without_jit() -> None:
+    """Apply REPORT_PLANNER_SETTINGS for the rest of this transaction (PostgreSQL only)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+            for statement in REPORT_PLANNER_SETTINGS:
+                cursor.execute(statement)
 
 
-@transaction.atomic
-def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
-    """Every raw figure of the report for one pilot and period, per site and in total."""
-    _without_jit()
-    sites = list(pilot.sites.select_related("provider", "host_organisation").order_by("name", "pk"))
-    site_ids = [s.pk for s in sites]
-    provider_ids = sorted({s.provider_id for s in sites})
-    host_ids = sorted({s.host_organisation_id for s in sites})
-    as_of = end_of_day(period.end)
-    base = referrals_in(site_ids, period.start, period.end)
-
-    by_site = {s.pk: Figures() for s in sites}
-    # At most four rows per site (one per status): added up per site, never per referral.
-    for row in _per_site_counts(base, period, as_of):
+def _add_site_counts(by_site: dict[int, Figures], rows: list[dict]) -> None:
+    """At most four rows per site (one per status): added up per site, never per referral."""
+    for row in rows:
         figures = by_site[row["site_id"]]
         figures.referrals_received += row["referrals_received"]
         figures.add_key(("referrals_received",), row["key:referrals_received"])
@@ -321,6 +316,38 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
         for name in SIMPLE_COUNTS:
             figures.counts[name] += row[name]
             figures.add_key((name,), row[f"key:{name}"])
+
+
+def _site_totals(by_site: dict[int, Figures], source_codes: list[str]) -> Figures:
+    """The whole pilot's figures from its sites' (benefits-agency attempts aside: those are counted once)."""
+    total = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
+    # Adding up per-site rows (a handful), never referrals.
+    for figures in by_site.values():
+        total.referrals_received += figures.referrals_received
+        for breakdown in BREAKDOWNS:
+            for key, n in getattr(figures, breakdown).items():
+                getattr(total, breakdown)[key] += n
+        for name in SIMPLE_COUNTS:
+            total.counts[name] += figures.counts[name]
+        # Sums of record keys add up over sites as the counts do (the cell key is taken modulo later).
+        for path, key_sum in figures.keys.items():
+            total.add_key(path, key_sum)
+    return total
+
+
+@transaction.atomic
+def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
+    """Every raw figure of the report for one pilot and period, per site and in total."""
+    _without_jit()
+    sites = list(pilot.sites.select_related("provider", "host_organisation").order_by("name", "pk"))
+    site_ids = [s.pk for s in sites]
+    provider_ids = sorted({s.provider_id for s in sites})
+    host_ids = sorted({s.host_organisation_id for s in sites})
+    as_of = end_of_day(period.end)
+    base = referrals_in(site_ids, period.start, period.end)
+
+    by_site = {s.pk: Figures() for s in sites}
+    _add_site_counts(by_site, _per_site_counts(base, period, as_of))
     sources = _per_site_sources(base)
     seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
     source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
@@ -339,18 +366,7 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
             for name in ACCESS_COUNTS:
                 by_site[row["event_site"]].counts[name] = row[name]
 
-    total = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
-    # Adding up per-site rows (a handful), never referrals.
-    for figures in by_site.values():
-        total.referrals_received += figures.referrals_received
-        for breakdown in BREAKDOWNS:
-            for key, n in getattr(figures, breakdown).items():
-                getattr(total, breakdown)[key] += n
-        for name in SIMPLE_COUNTS:
-            total.counts[name] += figures.counts[name]
-        # Sums of record keys add up over sites as the counts do (the cell key is taken modulo later).
-        for path, key_sum in figures.keys.items():
-            total.add_key(path, key_sum)
+    total = _site_totals(by_site, source_codes)
     total.median_days_to_consent = overall_median
     # Attempts counted once across sites, including those aimed at no referral (refused lists).
     total.counts.update(events.aggregate(**_attempt_counts()))
