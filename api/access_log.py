@@ -39,7 +39,8 @@ from api.referrals import (
 )
 from api.schema import DPO, LEAD, THERAPIST, ContractCharField, code_field
 from colocation.models import OrganisationKind
-from consent.access import exports, firewall, selectors, services
+from consent import exports
+from consent.access import firewall, selectors, services
 from consent.access.log import AccessContext, AlertReason, verify_chain
 from consent.access.models import AccessEvent, Action, Disposition, Outcome
 from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, Referral, ReferralStatus

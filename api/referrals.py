@@ -13,7 +13,7 @@ from api.base import ClientDataViewSet
 from api.context import access_context
 from api.fields import ChoiceField, StrictSerializer, TextField, parser_classes
 from api.schema import LEAD, THERAPIST
-from colocation.models import Site
+from colocation.models import Site, User
 from consent import selectors, services
 from consent.access import firewall
 from consent.access.models import Action
@@ -785,6 +785,4 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
 def _staff_member(username: str):
     """The account with this username, if any; the firewall says what is wrong with it after its own check."""
-    from colocation.models import User
-
     return User.objects.select_related("staff_profile__organisation").filter(username=username).first()

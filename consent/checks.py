@@ -4,14 +4,14 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
+from consent import receipts
+
 
 @register(Tags.security)
 def receipt_signing_key_check(app_configs, **kwargs):
     """In production, CONSENT_RECEIPT_SIGNING_KEY must hold an Ed25519 private key: every consent receipt is
     signed with it, and without it each receipt would fail. Run by `manage.py check`, by migrate (which
     `make serve-production` runs first) and by gunicorn before it serves (config/gunicorn.conf.py)."""
-    from consent import receipts
-
     if not receipts.in_production():
         return []
     try:

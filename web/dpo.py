@@ -15,7 +15,8 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from consent.access import exports, firewall, selectors, services
+from consent import exports
+from consent.access import firewall, selectors, services
 from consent.access.log import verify_chain
 from web import forms
 from web.context import access_context

@@ -21,9 +21,11 @@ from consent.access.log import WITHHELD, AccessContext, AlertReason, EventDraft,
 from consent.access.models import (
     AccessEvent,
     Action,
+    GrantRefused,
     Outcome,
     ReferralGroupObjectPermission,
     ReferralUserObjectPermission,
+    refuse_client_data_grant_to,
 )
 from consent.models import Referral
 
@@ -65,18 +67,6 @@ class ClientDataRefused(PermissionDenied):
     def __init__(self, refusal: Refusal | None = None):
         super().__init__("This account may not see client data.")
         self.refusal = refusal
-
-
-class GrantRefused(ValidationError):
-    pass
-
-
-def refuse_client_data_grant_to(user: User, *, field: str = "user") -> None:
-    """Raise if the account may never hold a permission on client data (`field` names it in the error)."""
-    if is_benefits_agency_account(user):
-        raise GrantRefused(
-            {field: f"{user.get_username()} belongs to a benefits agency and can never hold a permission on client data."}
-        )
 
 
 def _clinical_profile(user):

@@ -10,6 +10,17 @@ from django.utils import timezone
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, User, VenueKind
 from colocation.services import create_clinical_team, create_staff_member
+from consent.access import firewall
+from consent.access.log import AccessContext
+from consent.models import ConsentTemplate, Referral
+from consent.services import (
+    create_referral,
+    discharge_referral,
+    record_consent,
+    record_decline,
+    record_voluntariness_check,
+    record_withdrawal,
+)
 
 DEFAULT_PASSWORD = "demo-pass-2026"  # noqa: S105 - the documented demo password (DESIGN.md)
 
@@ -104,15 +115,6 @@ class Command(BaseCommand):
         return {"kent": kent, "medway": medway, "sites": sites, "pilot": pilot, "start": start, "today": today}
 
     def build_referrals(self, world):
-        from consent.access.log import AccessContext
-        from consent.models import ConsentTemplate
-        from consent.services import (
-            discharge_referral,
-            record_consent,
-            record_decline,
-            record_voluntariness_check,
-            record_withdrawal,
-        )  # fmt: skip
 
         rng = random.Random(2026)
         template_start = world["start"] - relativedelta(months=1)
@@ -153,8 +155,6 @@ class Command(BaseCommand):
                 else:
                     source = rng.choices(["M5", "B1"], [60, 40])[0] if site_key == "jobcentre" else "B1"
                     heard = "work_coach_suggested"
-                from consent.services import create_referral
-
                 referral = create_referral(
                     context=context, local_reference=f"{site.provider.ods_code}-{number:06d}",
                     nhs_number=_nhs_number(rng) if rng.random() < 0.7 else "", year_of_birth=rng.randint(1960, 2004),
@@ -205,10 +205,6 @@ class Command(BaseCommand):
 
     def build_access_attempts(self, world):
         """What a DPO should find in the alert queue: a work coach's attempts to list and to open a referral."""
-        from consent.access import firewall
-        from consent.access.log import AccessContext
-        from consent.models import Referral
-
         coach = AccessContext.for_command(User.objects.get(username="workcoach"), "seed_demo")
         referral = Referral.objects.filter(site=world["sites"]["jobcentre"]).order_by("referred_on").first()
         # Each refusal writes its denied event before raising; caught inside the transaction, the event stays.

@@ -1,4 +1,5 @@
-"""The access log as documents: CSV rows, HL7 FHIR R4 AuditEvents, and a client's subject-access export.
+"""Exports of client data and of its access log: the log as CSV rows and HL7 FHIR R4 AuditEvents, and a client's
+subject-access export (beside the FHIR Consent export, consent.fhir, and the consent receipts, consent.receipts).
 
 Built as plain values so nothing here needs a FHIR library at run time; the test suite validates the
 AuditEvents against `fhir.resources.R4B`. Clients appear only by pseudonym in the log documents.
