@@ -146,7 +146,7 @@ def _parsed(serializer_class, data) -> dict:
 
 def _dpo_only(request) -> int:
     """A benefits-agency account's attempt is logged and refused as a whole; anyone else not a DPO is refused."""
-    firewall.refuse_list_if_not_allowed(access_context(request))
+    firewall.refuse_benefits_agency(access_context(request), action=Action.LIST)
     return selectors.dpo_organisation_id(request.user)
 
 

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from colocation.models import OrganisationKind, Role, Site
-from colocation.selectors import is_benefits_agency_account, staff_profile_of
+from colocation.models import Site
+from colocation.selectors import clinician_profile_of, is_benefits_agency_account
 from consent.access import firewall
 from consent.access.log import AccessContext
 from consent.access.models import Action
@@ -152,13 +152,9 @@ def require_recorder(context: AccessContext):
     even parses a body, so such an account learns nothing from validation messages either.
     """
     if is_benefits_agency_account(context.user):
-        firewall.refuse_list_if_not_allowed(context, action=Action.CREATE)
-    profile = staff_profile_of(context.user)
-    if (
-        profile is None
-        or profile.role not in firewall.CLINICAL_ROLES
-        or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER
-    ):
+        firewall.refuse_benefits_agency(context, action=Action.CREATE)
+    profile = clinician_profile_of(context.user)
+    if profile is None:
         raise firewall.ClientDataRefused()
     return profile
 
@@ -495,10 +491,5 @@ def discharge_referral(*, context: AccessContext, referral_id, discharged_on: da
 
 
 def may_record_referrals(user) -> bool:
-    profile = staff_profile_of(user)
-    return (
-        profile is not None
-        and not is_benefits_agency_account(user)
-        and profile.role in (Role.THERAPIST, Role.CLINICAL_LEAD)
-        and profile.organisation.kind == OrganisationKind.THERAPY_PROVIDER
-    )
+    """Whether the user may record referrals: a clinician of a therapy provider."""
+    return clinician_profile_of(user) is not None

@@ -14,8 +14,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, remove_perm
 
-from colocation.models import Organisation, OrganisationKind, Role, User
-from colocation.selectors import is_benefits_agency_account, staff_profile_of
+from colocation.models import Organisation, Role, User
+from colocation.selectors import (
+    CLINICAL_ROLES,
+    clinician_profile_of,
+    is_benefits_agency_account,
+    provider_profile_of,
+    staff_profile_of,
+)
 from consent.access import account_events
 from consent.access.log import WITHHELD, AccessContext, AlertReason, EventDraft, record_access
 from consent.access.models import (
@@ -29,7 +35,6 @@ from consent.access.models import (
 )
 from consent.models import Referral
 
-CLINICAL_ROLES = (Role.THERAPIST, Role.CLINICAL_LEAD)
 VIEW, CHANGE = "view_referral", "change_referral"
 
 
@@ -69,16 +74,6 @@ class ClientDataRefused(PermissionDenied):
         self.refusal = refusal
 
 
-def _clinical_profile(user):
-    """The user's staff profile if they are a clinician of a therapy provider, else None."""
-    if is_benefits_agency_account(user):
-        return None
-    profile = staff_profile_of(user)
-    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
-        return None
-    return profile
-
-
 def _granted(user: User, codename: str, provider_id: int) -> QuerySet:
     """Ids of referrals granted to the user directly or through a group, as one subquery.
 
@@ -108,12 +103,9 @@ def _granted(user: User, codename: str, provider_id: int) -> QuerySet:
 def referrals_visible_to(user: User, purpose: Purpose = Purpose.VIEW, base: QuerySet | None = None) -> QuerySet:
     """The referrals this user may reach for this purpose, filtered in SQL. Empty for anyone not allowed."""
     base = Referral.objects.all() if base is None else base
-    if is_benefits_agency_account(user):
-        # Checked first, before any permission: nothing can grant this away.
-        return base.none()
-    profile = staff_profile_of(user)
-    # An account switched off keeps its grants until someone revokes them; it reaches nothing meanwhile.
-    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+    # A benefits-agency account is refused first, before any permission: nothing can grant this away.
+    profile = provider_profile_of(user)
+    if profile is None:
         return base.none()
     own = base.filter(provider_id=profile.organisation_id)
     is_dpo = profile.role == Role.DPO
@@ -243,7 +235,7 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
     """A clinical lead opens a referral of their own organisation outside their assignment, giving a reason."""
     reason = (reason or "").strip()
     pk = _parse_id(referral_id)
-    profile = _clinical_profile(context.user)
+    profile = clinician_profile_of(context.user)
     referral = None
     if pk and profile is not None and profile.role == Role.CLINICAL_LEAD:
         queryset = Referral.objects.all() if base is None else base
@@ -267,10 +259,16 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
     return referral
 
 
-def refuse_list_if_not_allowed(context: AccessContext, *, action: str = Action.LIST) -> None:
-    """A benefits-agency account is refused every client-data list (or intake) as a whole, and the attempt logged."""
+def refuse_benefits_agency(context: AccessContext, *, action: str) -> None:
+    """A benefits-agency account is refused a door to client data as a whole (an intake, break-glass, a report,
+    the DPO's endpoints), and the attempt is logged as `action`, denied."""
     if is_benefits_agency_account(context.user):
         raise ClientDataRefused(_log_refusal(context, action=action, referral=None, object_id="", status=403))
+
+
+def refuse_list_if_not_allowed(context: AccessContext) -> None:
+    """A benefits-agency account is refused every client-data list as a whole (no count), and the attempt logged."""
+    refuse_benefits_agency(context, action=Action.LIST)
 
 
 def record_listed(context: AccessContext, referrals) -> None:
@@ -341,13 +339,8 @@ def assign_therapist(context: AccessContext, referral_id, therapist: User | None
     if therapist is None:
         raise ValidationError({"therapist": "No such account; give the username of a therapist of the referral's provider."})
     refuse_client_data_grant_to(therapist, field="therapist")
-    profile = staff_profile_of(therapist)
-    if (
-        profile is None
-        or not therapist.is_active
-        or profile.organisation_id != referral.provider_id
-        or profile.role not in CLINICAL_ROLES
-    ):
+    profile = clinician_profile_of(therapist)
+    if profile is None or profile.organisation_id != referral.provider_id:
         raise ValidationError({"therapist": "Only a therapist or clinical lead of the referral's provider can be assigned."})
     # The grant event above records this assignment; its rows are not logged again as authorisation changes.
     with account_events.firewall_operation():
@@ -387,7 +380,8 @@ def may_act_on(user: User, referral: Referral, purpose: Purpose) -> bool:
 
 __all__ = [
     "Purpose", "ReferralNotFound", "ClientDataRefused", "GrantRefused", "refuse_client_data_grant_to",
-    "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "record_listed",
+    "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "refuse_benefits_agency",
+    "record_listed",
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
     "may_act_on", "keep_refusal_logged", "Refusal",
 ]  # fmt: skip
