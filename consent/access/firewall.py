@@ -202,6 +202,12 @@ def _parse_id(referral_id) -> uuid.UUID | None:
         return None
 
 
+def _not_found(context: AccessContext, pk: uuid.UUID | None, referral_id, *, action: str) -> ReferralNotFound:
+    """The refusal of a referral the user may not reach, logged: the same for one that exists and one that does not."""
+    existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
+    return ReferralNotFound(_log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404))
+
+
 def open_referral(
     context: AccessContext,
     referral_id,
@@ -211,10 +217,13 @@ def open_referral(
     base: QuerySet | None = None,
     lock: bool = False,
     note: str = "",
+    log_allowed: bool = True,
 ) -> Referral:
     """The one way to reach a single referral: checked, logged, or refused as not found.
 
-    `note` says on the allowed event what was done (e.g. which therapist was assigned).
+    `note` says on the allowed event what was done (e.g. which therapist was assigned). With `log_allowed`
+    false the allowed event is left to the service that acts on the referral, written once it has acted
+    (record_opened_action), so it can say what was done; a refusal is logged here whatever.
     """
     pk = _parse_id(referral_id)
     visible = referrals_visible_to(context.user, purpose, base)
@@ -222,18 +231,45 @@ def open_referral(
         visible = visible.select_for_update(of=("self",))
     referral = visible.filter(pk=pk).first() if pk else None
     if referral is None:
-        existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
-        raise ReferralNotFound(_log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404))
-    record_access(
-        context,
-        [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=200, purpose=note)],
-    )
+        raise _not_found(context, pk, referral_id, action=action)
+    if log_allowed:
+        record_allowed(context, referral, action=action, purpose=note)
+    referral.opened_for = (context.user.pk, purpose)
     return referral
 
 
-def break_glass(context: AccessContext, referral_id, *, reason: str, base: QuerySet | None = None) -> Referral:
-    """A clinical lead opens a referral of their own organisation outside their assignment, giving a reason."""
-    reason = (reason or "").strip()
+def require_opened(context: AccessContext, referral: Referral, purpose: "Purpose | str") -> Referral:
+    """A referral handed to a service must have been opened by open_referral, for this user and purpose.
+
+    Not a security boundary on its own (the firewall decided when it opened it): it stops a caller from
+    handing a service a referral it loaded some other way.
+    """
+    if getattr(referral, "opened_for", None) != (context.user.pk, purpose):
+        raise TypeError(f"Referral {referral.pk} was not opened through the firewall for {purpose} by this user.")
+    return referral
+
+
+def open_to_act(
+    context: AccessContext, referral_id=None, *, referral: Referral | None = None, purpose: Purpose, action: str
+) -> Referral:
+    """The referral a write acts on, locked (its rules read the status, then write it).
+
+    Handed over already opened by the HTTP layer (which opens it before it parses a body), or opened here.
+    Either way its allowed event is the writer's, written with record_allowed once the write is done.
+    """
+    if referral is not None:
+        return require_opened(context, referral, purpose)
+    return open_referral(context, referral_id, purpose=purpose, action=action, lock=True, log_allowed=False)
+
+
+BREAK_GLASS = "break_glass"  # what open_for_break_glass marks a referral opened for
+
+
+def open_for_break_glass(context: AccessContext, referral_id, *, base: QuerySet | None = None) -> Referral:
+    """Check a break-glass attempt before its reason is read: only a clinical lead, only their organisation's referrals.
+
+    Anyone else, and any id that is not such a referral, gets the logged 404. The allowed event is break_glass's.
+    """
     pk = _parse_id(referral_id)
     profile = clinician_profile_of(context.user)
     referral = None
@@ -241,10 +277,22 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
         queryset = Referral.objects.all() if base is None else base
         referral = queryset.filter(pk=pk, provider_id=profile.organisation_id).first()
     if referral is None:
-        existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
-        raise ReferralNotFound(
-            _log_refusal(context, action=Action.BREAK_GLASS, referral=existing, object_id=str(referral_id), status=404)
-        )
+        raise _not_found(context, pk, referral_id, action=Action.BREAK_GLASS)
+    referral.opened_for = (context.user.pk, BREAK_GLASS)
+    return referral
+
+
+def break_glass(
+    context: AccessContext, referral_id=None, *, reason: str, base: QuerySet | None = None, referral: Referral | None = None
+) -> Referral:
+    """A clinical lead opens a referral of their own organisation outside their assignment, giving a reason.
+
+    `referral` is one open_for_break_glass already opened (the HTTP layer does so before reading the reason).
+    """
+    if referral is None:
+        referral = open_for_break_glass(context, referral_id, base=base)
+    require_opened(context, referral, BREAK_GLASS)
+    reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Break-glass access needs a reason, for example a safeguarding concern."})
     record_access(
@@ -327,15 +375,14 @@ def grant_on_creation(referral: Referral, recorder: User) -> None:
 
 
 @transaction.atomic
-def assign_therapist(context: AccessContext, referral_id, therapist: User | None) -> Referral:
+def assign_therapist(context: AccessContext, referral_id=None, therapist: User | None = None, *,
+                     referral: Referral | None = None) -> Referral:  # fmt: skip
     """Grant a therapist of the referral's provider access to it: one event, the grant (or its refusal).
 
-    The referral is opened here, for assigning, so a user who may not assign gets the logged 404 before
+    The referral is opened for assigning first, so a user who may not assign gets the logged 404 before
     anything about the therapist is checked or said.
     """
-    username = therapist.get_username() if therapist else ""
-    referral = open_referral(context, referral_id, purpose=Purpose.ASSIGN, action=Action.GRANT, lock=True,
-                             note=f"assigned {username}")  # fmt: skip
+    referral = open_to_act(context, referral_id, referral=referral, purpose=Purpose.ASSIGN, action=Action.GRANT)
     if therapist is None:
         raise ValidationError({"therapist": "No such account; give the username of a therapist of the referral's provider."})
     refuse_client_data_grant_to(therapist, field="therapist")
@@ -346,21 +393,23 @@ def assign_therapist(context: AccessContext, referral_id, therapist: User | None
     with account_events.firewall_operation():
         for codename in (VIEW, CHANGE):
             assign_perm(f"consent.{codename}", therapist, referral)
+    record_allowed(context, referral, action=Action.GRANT, purpose=f"assigned {therapist.get_username()}")
     return referral
 
 
 @transaction.atomic
-def unassign_therapist(context: AccessContext, referral_id, therapist: User | None) -> Referral:
+def unassign_therapist(context: AccessContext, referral_id=None, therapist: User | None = None, *,
+                       referral: Referral | None = None) -> Referral:  # fmt: skip
     """Revoke a therapist's direct access to a referral: one event, the revoke (or its refusal)."""
     username = therapist.get_username() if therapist else ""
-    referral = open_referral(context, referral_id, purpose=Purpose.ASSIGN, action=Action.REVOKE, lock=True,
-                             note=f"unassigned {username}")  # fmt: skip
+    referral = open_to_act(context, referral_id, referral=referral, purpose=Purpose.ASSIGN, action=Action.REVOKE)
     # Only a direct assignment is revoked here; the team group's grant stays with the team.
     if therapist is None or not ReferralUserObjectPermission.objects.filter(user=therapist, content_object=referral).exists():
         raise ValidationError({"therapist": f"{username or 'That account'} is not assigned to this referral."})
     with account_events.firewall_operation():
         for codename in (VIEW, CHANGE):
             remove_perm(f"consent.{codename}", therapist, referral)
+    record_allowed(context, referral, action=Action.REVOKE, purpose=f"unassigned {username}")
     return referral
 
 
@@ -383,6 +432,6 @@ __all__ = [
     "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "refuse_benefits_agency",
     "record_listed",
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
-    "may_act_on", "keep_refusal_logged", "Refusal",
+    "may_act_on", "keep_refusal_logged", "Refusal", "require_opened", "open_to_act", "open_for_break_glass",
 ]  # fmt: skip
 
