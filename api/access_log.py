@@ -40,10 +40,11 @@ from api.referrals import (
 from api.schema import DPO, LEAD, THERAPIST, ContractCharField, code_field
 from colocation.models import OrganisationKind
 from consent import exports
+from consent import selectors as selectors_of_consent
 from consent.access import firewall, selectors, services
-from consent.access.log import AccessContext, AlertReason, verify_chain
-from consent.access.models import AccessEvent, Action, Disposition, Outcome
-from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, Referral, ReferralStatus
+from consent.access.log import AlertReason, verify_chain
+from consent.access.models import Action, Disposition, Outcome
+from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, ReferralStatus
 
 # ---- renderers ---------------------------------------------------------------------------------------------
 
@@ -449,7 +450,7 @@ class DPOView(DeclaredQueryOnly, GenericAPIView):
 
     def get_queryset(self):
         # Only the browsable API asks (for a filter form it then leaves out): the views read through selectors.
-        return AccessEvent.objects.none()
+        return selectors.no_events()
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400 and getattr(request, "accepted_renderer", None).__class__ in (CSVRenderer, FHIRRenderer):
@@ -676,10 +677,11 @@ class ReferralAccessLogViewSet(ClientDataViewSet):
 
     purposes = {"access_history": firewall.Purpose.ACCESS_HISTORY, "subject_access_export": firewall.Purpose.SUBJECT_ACCESS}
     actions_logged_as = {"access_history": Action.READ, "subject_access_export": Action.EXPORT}
+    context_purposes = {"subject_access_export": "subject access request"}
     filter_backends: list = []
 
     def safely_get_queryset(self) -> QuerySet:
-        return Referral.objects.select_related("provider")
+        return selectors_of_consent.referral_with_provider()
 
     @extend_schema(
         tags=[DPO, THERAPIST, LEAD],
@@ -708,8 +710,7 @@ class ReferralAccessLogViewSet(ClientDataViewSet):
     )
     @action(detail=True, methods=["get"], url_path="subject-access-export")
     def subject_access_export(self, request, pk=None):
-        context: AccessContext = access_context(request, purpose="subject access request")
-        return Response(exports.subject_access_export(context, pk))
+        return Response(exports.subject_access_export(self.access, referral=self.get_object()))
 
 
 router = SimpleRouter()

@@ -68,5 +68,10 @@ def clinicians_of(organisation_id: int) -> QuerySet[User]:
     ).order_by("username")
 
 
+def site_by_id(site_id: int) -> Site | None:
+    """A site by id with its provider, or None (sites are not client data)."""
+    return Site.objects.select_related("provider").filter(pk=site_id).first()
+
+
 def account_by_username(username: str) -> User | None:
     return User.objects.select_related("staff_profile__organisation").filter(username=username).first()

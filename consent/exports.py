@@ -314,13 +314,16 @@ def _history_entry(values: dict) -> dict:
     }
 
 
-def subject_access_export(context: AccessContext, referral_id) -> dict:
+def subject_access_export(context: AccessContext, referral_id=None, *, referral: Referral | None = None) -> dict:
     """Everything held about the client of a referral, with the access history, for the provider's DPO.
 
-    The firewall opens the referral for Purpose.SUBJECT_ACCESS (logged as an export, or a logged 404); the
-    client's other referrals with the same provider come through the firewall's selector too, each logged.
+    The firewall opens the referral for Purpose.SUBJECT_ACCESS (logged as an export, or a logged 404), here or
+    before (`referral`, as the API's base view does); the client's other referrals with the same provider come
+    through the firewall's selector too, each logged.
     """
-    opened = firewall.open_referral(context, referral_id, purpose=firewall.Purpose.SUBJECT_ACCESS, action=Action.EXPORT)
+    if referral is None:
+        referral = firewall.open_referral(context, referral_id, purpose=firewall.Purpose.SUBJECT_ACCESS, action=Action.EXPORT)
+    opened = firewall.require_opened(context, referral, firewall.Purpose.SUBJECT_ACCESS)
     base = consent_selectors.referral_detail().select_related("client")
     referrals = list(
         firewall.referrals_visible_to(context.user, firewall.Purpose.SUBJECT_ACCESS, base=base)

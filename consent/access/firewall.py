@@ -10,7 +10,7 @@ from enum import Enum
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -25,7 +25,6 @@ from colocation.selectors import (
 from consent.access import account_events
 from consent.access.log import WITHHELD, AccessContext, AlertReason, EventDraft, record_access
 from consent.access.models import (
-    AccessEvent,
     Action,
     GrantRefused,
     Outcome,
@@ -51,7 +50,8 @@ class Purpose(Enum):
 
 @dataclass
 class Refusal:
-    """The denied events a refusal wrote, kept on its exception so the HTTP layer can make them stick."""
+    """The denied events a refusal wrote, kept on its exception so the HTTP layer can write them again after it
+    rolls the refused request back (consent.access.refusals)."""
 
     context: AccessContext
     drafts: list[EventDraft]
@@ -171,28 +171,10 @@ def _log_refusal(context: AccessContext, *, action: str, referral: Referral | No
     return Refusal(context=context, drafts=drafts, written=tuple((e.chain_id, e.seq, e.hash) for e in events))
 
 
-def keep_refusal_logged(exc: Exception) -> None:
-    """Make a refusal's denied events stick, though the request that was refused is rolled back.
-
-    DRF's exception handler marks the request's transaction for rollback, and a service's savepoint may
-    already have dropped the events with everything else it did; a refused attempt the DPO never sees would
-    defeat the alerts. The firewall refuses before anything is written, so keeping the request's
-    transaction keeps only the denied events; any that a savepoint rolled back are written again.
-    """
-    refusal = getattr(exc, "refusal", None)
-    if refusal is None or not refusal.drafts:
-        return
-    if transaction.get_connection().in_atomic_block:
-        transaction.set_rollback(False)
-    with transaction.atomic():
-        still_there = Q(pk__in=[])
-        for chain_id, seq, digest in refusal.written:
-            still_there |= Q(chain_id=chain_id, seq=seq, hash=digest)
-        # Looked up by the (chain, seq) unique index, never by scanning the log.
-        if AccessEvent.objects.filter(still_there).count() < len(refusal.written):
-            events = record_access(refusal.context, refusal.drafts)
-            # So a second call (from another layer of the same request) finds them and writes nothing.
-            refusal.written = tuple((e.chain_id, e.seq, e.hash) for e in events)
+def log_refusal(refusal: Refusal) -> None:
+    """Write a refusal's denied events again, after the refused request rolled back (consent.access.refusals)."""
+    events = record_access(refusal.context, refusal.drafts)
+    refusal.written = tuple((e.chain_id, e.seq, e.hash) for e in events)
 
 
 def _parse_id(referral_id) -> uuid.UUID | None:
@@ -372,6 +354,8 @@ def grant_on_creation(referral: Referral, recorder: User) -> None:
             assign_perm(f"consent.{codename}", recorder, referral)
             if referral.team_id:
                 assign_perm(f"consent.{codename}", referral.team.group, referral)
+    # Its recorder has it open: they may read it back in the answer to their intake.
+    referral.opened_for = (recorder.pk, Purpose.CHANGE)
 
 
 @transaction.atomic
@@ -432,6 +416,6 @@ __all__ = [
     "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "refuse_benefits_agency",
     "record_listed",
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
-    "may_act_on", "keep_refusal_logged", "Refusal", "require_opened", "open_to_act", "open_for_break_glass",
+    "may_act_on", "log_refusal", "Refusal", "require_opened", "open_to_act", "open_for_break_glass",
 ]  # fmt: skip
 
