@@ -123,9 +123,8 @@ def _instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def audit_event(event: AccessEvent) -> dict:
-    """One access event as a FHIR R4 AuditEvent (a JSON-ready dict)."""
-    code, interaction = FHIR_ACTION.get(event.action, ("E", None))
+def _audit_types(event: AccessEvent, interaction: str | None) -> tuple[dict, list[dict]]:
+    """The AuditEvent's type and subtypes: our action, and FHIR's RESTful interaction where there is one."""
     if event.action in _SIGN_IN_ACTIONS:
         event_type = {"system": DICOM, "code": "110114", "display": "User Authentication"}
     else:
@@ -133,6 +132,10 @@ def audit_event(event: AccessEvent) -> dict:
     subtype = [{"system": ACTION_SYSTEM, "code": event.action, "display": Action(event.action).label}]
     if interaction:
         subtype.append({"system": RESTFUL_INTERACTION, "code": interaction})
+    return event_type, subtype
+
+
+def _audit_agent(event: AccessEvent) -> dict:
     agent = {
         "who": {"identifier": {"system": USER_SYSTEM, "value": str(event.actor_id or "anonymous")}, "display": event.actor_name},
         "requestor": True,
@@ -141,6 +144,11 @@ def audit_event(event: AccessEvent) -> dict:
         agent["role"] = [{"coding": [{"system": ORGANISATION_KIND_SYSTEM, "code": event.actor_organisation_kind}]}]
     if event.actor_organisation_id:
         agent["altId"] = f"organisation {event.actor_organisation_id}"
+    return agent
+
+
+def _audit_entities(event: AccessEvent) -> list[dict]:
+    """The event itself (with the log's own fields), and the client (by pseudonym) and referral it is about."""
     details = [
         {"type": name, "valueString": str(value)}
         for name, value in (
@@ -173,6 +181,24 @@ def audit_event(event: AccessEvent) -> dict:
                 "name": event.object_type or "referral",
             }
         )
+    return entities
+
+
+def _audit_purpose(event: AccessEvent) -> list[dict] | None:
+    if event.action == Action.BREAK_GLASS:
+        return [
+            {
+                "coding": [{"system": ACT_REASON, "code": "BTG", "display": "break the glass"}],
+                "text": event.purpose or "break-glass",
+            }
+        ]
+    return [{"text": event.purpose}] if event.purpose else None
+
+
+def audit_event(event: AccessEvent) -> dict:
+    """One access event as a FHIR R4 AuditEvent (a JSON-ready dict)."""
+    code, interaction = FHIR_ACTION.get(event.action, ("E", None))
+    event_type, subtype = _audit_types(event, interaction)
     resource = {
         "resourceType": "AuditEvent",
         "id": f"access-event-{event.pk}",
@@ -183,7 +209,7 @@ def audit_event(event: AccessEvent) -> dict:
         # 0 success; 4 minor failure, which is how a refused access is reported.
         "outcome": "0" if event.outcome == Outcome.ALLOWED else "4",
         "outcomeDesc": event.outcome,
-        "agent": [agent],
+        "agent": [_audit_agent(event)],
         "source": {
             "site": f"organisation {event.chain_id}",
             "observer": {"display": "Co-location consent tracker access log"},
@@ -195,17 +221,11 @@ def audit_event(event: AccessEvent) -> dict:
                 }
             ],
         },
-        "entity": entities,
+        "entity": _audit_entities(event),
     }
-    if event.action == Action.BREAK_GLASS:
-        resource["purposeOfEvent"] = [
-            {
-                "coding": [{"system": ACT_REASON, "code": "BTG", "display": "break the glass"}],
-                "text": event.purpose or "break-glass",
-            }
-        ]
-    elif event.purpose:
-        resource["purposeOfEvent"] = [{"text": event.purpose}]
+    purpose = _audit_purpose(event)
+    if purpose is not None:
+        resource["purposeOfEvent"] = purpose
     return resource
 
 

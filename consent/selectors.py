@@ -55,7 +55,7 @@ def _current(model, as_of: datetime | None, time_field: str) -> QuerySet:
 def voluntariness_annotations(as_of: datetime | None = None) -> dict:
     """SQL expressions behind a referral's voluntariness, optionally as it stood at `as_of`.
 
-    The one definition of the rule (DESIGN.md, Voluntariness of a referral): used for every referral the
+    The one definition of the rule (docs/architecture.md, "Voluntariness of a referral"): used for every referral the
     API returns and by the compliance report, so both always agree.
     """
     checks = _current(VoluntarinessCheck, as_of, "checked_at")

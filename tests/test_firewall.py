@@ -1,7 +1,7 @@
 """The firewall's rules: who reaches which referral for which purpose, and who can never be granted one.
 
 One function (`referrals_visible_to`) answers for lists and details alike; these tests hold it to the
-roles in DESIGN.md, and hold the API to answering another provider's therapist exactly as it answers
+roles in docs/architecture.md ("Who uses it"), and hold the API to answering another provider's therapist exactly as it answers
 for a referral that does not exist.
 """
 

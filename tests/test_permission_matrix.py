@@ -31,7 +31,7 @@ from tests.conftest import PASSWORD, ROLES, api_client, give_consent, intake_che
 from tests.factories import ACKNOWLEDGED, OrganisationFactory, PilotFactory, at
 
 OK, CREATED, NO_CONTENT, BAD, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND = 200, 201, 204, 400, 401, 403, 404
-# Where DESIGN.md names who may use an endpoint but not which refusal the others get, either is accepted;
+# Where docs/architecture.md ("Who uses it") names who may use an endpoint but not which refusal the others get, either is accepted;
 # for referrals themselves the answer is always exactly 404 (the same as for an id that does not exist).
 REFUSED = frozenset({FORBIDDEN, NOT_FOUND})
 WRITTEN = frozenset({OK, CREATED})
