@@ -24,7 +24,7 @@ from rest_framework.routers import SimpleRouter
 
 from api.base import ClientDataViewSet
 from api.context import access_context
-from api.fields import ChoiceField, StrictSerializer, TextField
+from api.fields import ChoiceField, StrictSerializer, TextField, parsed
 from api.pagination import PAGE_PARAMETERS
 from api.query import DeclaredQueryOnly
 from api.referrals import (
@@ -137,12 +137,6 @@ class VerifyInput(serializers.Serializer):
         required=False,
         error_messages={"invalid": "Give a head hash as published earlier: 64 lowercase hexadecimal characters."},
     )
-
-
-def _parsed(serializer_class, data) -> dict:
-    parsed = serializer_class(data=data)
-    parsed.is_valid(raise_exception=True)
-    return parsed.validated_data
 
 
 def _dpo_only(request) -> int:
@@ -495,7 +489,7 @@ class AccessEventListView(DPOView):
     )
     def get(self, request):
         _dpo_only(request)
-        filters = selectors.EventFilters(**_parsed(EventFilterInput, request.query_params))
+        filters = selectors.EventFilters(**parsed(EventFilterInput, request.query_params))
         fmt = request.accepted_renderer.format
         if fmt == "csv":
             return self._csv(request, filters)
@@ -552,7 +546,7 @@ class AlertListView(DPOView):
     )
     def get(self, request):
         _dpo_only(request)
-        state = _parsed(AlertFilterInput, request.query_params).get("state")
+        state = parsed(AlertFilterInput, request.query_params).get("state")
         page = self.paginate_queryset(selectors.alerts_for_dpo(request.user, state=state))
         return self.get_paginated_response([_alert_as_dict(event) for event in page])
 
@@ -599,7 +593,7 @@ class GroupDispositionView(DPOView):
     )
     def post(self, request):
         _dpo_only(request)
-        values = _parsed(GroupDispositionInput, request.data)
+        values = parsed(GroupDispositionInput, request.data)
         try:
             records = services.record_group_disposition(
                 user=request.user, actor_id=values["actor"], actor_name=values["actor_name"], day=values["day"],
@@ -628,7 +622,7 @@ class DispositionView(DPOView):
     )
     def post(self, request, pk: int):
         _dpo_only(request)
-        values = _parsed(DispositionInput, request.data)
+        values = parsed(DispositionInput, request.data)
         try:
             record = services.record_disposition(user=request.user, event_id=pk, **values)
         except services.AlertNotFound:
@@ -668,7 +662,7 @@ class VerifyView(DPOView):
     )
     def get(self, request):
         chain_id = _dpo_only(request)
-        against = _parsed(VerifyInput, request.query_params).get("against")
+        against = parsed(VerifyInput, request.query_params).get("against")
         return Response(verify_chain(organisation_ids=[chain_id], against=against).as_dict())
 
 

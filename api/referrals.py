@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from api.base import ClientDataViewSet
-from api.fields import ChoiceField, StrictSerializer, TextField, parser_classes
+from api.fields import ChoiceField, StrictSerializer, TextField, parsed, parser_classes
 from api.schema import LEAD, THERAPIST
 from colocation.selectors import account_by_username, site_by_id
 from consent import selectors, services
@@ -563,7 +563,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         context = self.access
         # Who may record comes first: a benefits-agency account is refused (and logged) before any parsing.
         services.require_recorder(context)
-        values = _parsed(ReferralInput, request)
+        values = parsed(ReferralInput, request.data)
         site = site_by_id(values["site"])
         if site is None:
             raise serializers.ValidationError(
@@ -600,7 +600,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def consents(self, request, pk=None):
-        values = _parsed(ConsentInput, request)
+        values = parsed(ConsentInput, request.data)
         template = selectors.consent_template(values.pop("template"))
         if template is None:
             raise serializers.ValidationError(
@@ -622,7 +622,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def withdrawals(self, request, pk=None):
-        values = _parsed(WithdrawalInput, request)
+        values = parsed(WithdrawalInput, request.data)
         if "scopes" not in values:
             return self._recorded(request, services.record_withdrawal, **values)
         if values.pop("supersedes") is not None:
@@ -641,7 +641,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"], url_path="voluntariness-checks")
     def voluntariness_checks(self, request, pk=None):
-        return self._recorded(request, services.record_voluntariness_check, **_parsed(CheckInput, request))
+        return self._recorded(request, services.record_voluntariness_check, **parsed(CheckInput, request.data))
 
     @extend_schema(
         tags=CLINICIANS,
@@ -652,7 +652,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def discharge(self, request, pk=None):
-        return self._recorded(request, services.discharge_referral, **_parsed(DischargeInput, request))
+        return self._recorded(request, services.discharge_referral, **parsed(DischargeInput, request.data))
 
     @extend_schema(
         tags=CLINICIANS,
@@ -666,7 +666,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def decline(self, request, pk=None):
-        return self._recorded(request, services.record_decline, **_parsed(DeclineInput, request))
+        return self._recorded(request, services.record_decline, **parsed(DeclineInput, request.data))
 
     # One record of each append-only kind can be read on its own; these routes accept GET only, so PUT,
     # PATCH and DELETE on a record answer 405: corrections are new records that supersede old ones.
@@ -721,7 +721,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"], url_path="break-glass")
     def break_glass(self, request, pk=None):
-        reason = _parsed(BreakGlassInput, request)["reason"]
+        reason = parsed(BreakGlassInput, request.data)["reason"]
         referral = firewall.break_glass(self.access, reason=reason, referral=self.referral)
         return Response(ReferralDetailOutput(referral, context={"request": request, "access": "break_glass"}).data)
 
@@ -737,7 +737,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def assignments(self, request, pk=None):
-        therapist = account_by_username(_parsed(AssignmentInput, request)["therapist"])
+        therapist = account_by_username(parsed(AssignmentInput, request.data)["therapist"])
         referral = firewall.assign_therapist(self.access, therapist=therapist, referral=self.referral)
         return Response({"assigned": list(firewall.assigned_therapists(referral).values_list("username", flat=True))}, status=201)
 
@@ -755,9 +755,3 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         firewall.unassign_therapist(self.access, therapist=account_by_username(username), referral=self.referral)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-def _parsed(input_class, request) -> dict:
-    """The validated body, or a 400 naming each field (the firewall has already opened the referral)."""
-    data = input_class(data=request.data)
-    data.is_valid(raise_exception=True)
-    return dict(data.validated_data)
