@@ -108,3 +108,54 @@ def test_a_writer_of_another_organisation_does_not_wait_for_a_held_chain(
     assert finished_while_held == [True]
     assert medway_done.is_set()
     assert verify_chain(organisation_ids=[world.kent.pk, world.medway.pk]).verified
+
+
+@postgres_only
+def test_verifications_and_reports_during_eight_writers_always_say_verified(
+    append_only_relaxed_for_flush, transactional_db, drop_append_only_triggers_at_teardown, world
+):
+    """Each verification walks to the head its own reads show; events appended meanwhile are never a mismatch.
+
+    Verifiers run inside a transaction as the report does in a request (READ COMMITTED on PostgreSQL): before
+    each walk was bounded by the head it read first, a report under load said the log failed verification.
+    """
+    from consent.reports.report import compliance_report, log_verification
+
+    writers_done = threading.Event()
+    start = threading.Barrier(THREADS + 2)
+    verdicts, reports = [], []
+    users = [world.therapist, world.lead, world.unassigned_therapist, world.other_team_lead, world.dpo, world.admin,
+             world.therapist, world.lead]  # fmt: skip
+
+    def writer(user):
+        def write():
+            start.wait()
+            for _ in range(TRANSACTIONS_PER_THREAD):
+                with transaction.atomic():
+                    record_access(AccessContext.for_command(user, "concurrency test"),
+                                  _drafts(world, world.kent, world.referral, EVENTS_PER_TRANSACTION))  # fmt: skip
+        return write
+
+    def verifier(full: bool):
+        def verify():
+            start.wait()
+            while not writers_done.is_set() or len(verdicts) < 4:
+                with transaction.atomic():
+                    if full:
+                        result = verify_chain(organisation_ids=[world.kent.pk])
+                        verdicts.append((result.verified, result.first_mismatch))
+                    else:
+                        verdicts.append((log_verification({world.kent.pk})[world.kent.pk], None))
+                        reports.append(compliance_report(world.pilot, "pilot")["totals"]["access_log_verified"])
+        return verify
+
+    def all_writers():
+        _in_threads([writer(user) for user in users])
+        writers_done.set()
+
+    _in_threads([all_writers, verifier(full=True), verifier(full=False)])
+
+    assert len(verdicts) >= 4
+    assert [v for v in verdicts if not v[0]] == []
+    assert reports and all(reports)
+    assert verify_chain(organisation_ids=[world.kent.pk]).verified

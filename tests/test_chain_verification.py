@@ -233,3 +233,31 @@ def test_resuming_catches_a_change_to_the_checkpoint_event_or_after_it(world):
     _tamper("UPDATE access_accessevent SET purpose = 'edited' WHERE id = %s", [checkpoint_event.pk])
     at = log.verify_chain(organisation_ids=[world.kent.pk], resume=True)
     assert not at.verified and "checkpoint" in at.first_mismatch["problem"]
+
+
+def test_an_event_written_past_the_head_is_caught_and_named(world):
+    _busy_log(world, reads=1)
+    last = AccessEvent.objects.filter(chain=world.kent).order_by("-seq").first()
+    rogue = {name: getattr(last, name) for name in log.HASHED_FIELDS}
+    rogue.update(seq=last.seq + 1, prev_hash=last.hash)
+
+    # Appending is what the triggers allow: an event added around the log, without moving the head, would
+    # otherwise sit unverified (verification walks each chain up to the head it reads).
+    AccessEvent.objects.create(**rogue, hash=log.event_hash(rogue))
+
+    body = _verify(world.dpo)
+    assert body["verified"] is False
+    assert body["first_mismatch"]["seq"] == last.seq + 1
+    assert "beyond its chain's head" in body["first_mismatch"]["problem"]
+
+
+def test_events_on_a_chain_whose_head_row_was_deleted_are_caught(world):
+    _busy_log(world, reads=1)
+    first = AccessEvent.objects.filter(chain=world.kent).order_by("seq").first()
+
+    _tamper("DELETE FROM access_chainhead WHERE organisation_id = %s", [world.kent.pk])
+
+    body = _verify(world.dpo)
+    assert body["verified"] is False
+    assert body["first_mismatch"]["event_id"] == first.pk
+    assert "head row is missing" in body["first_mismatch"]["problem"]

@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import Exists, F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from colocation.models import Organisation, OrganisationKind
@@ -457,15 +459,17 @@ class Verification:
         }
 
 
-def _chain_rows(chain_id: int, columns: tuple[str, ...], after: int = 0):
-    """A chain's events in order, read a batch at a time by sequence number (keyset pagination).
+def _chain_rows(chain_id: int, columns: tuple[str, ...], after: int = 0, upto: int = 0):
+    """A chain's events after `after` up to `upto` in order, a batch at a time by sequence number.
 
-    Memory stays flat for any length of chain, with no server-side cursor, so it also works inside a
-    request's transaction and behind a connection pooler.
+    Keyset pagination keeps memory flat for any length of chain, with no server-side cursor, so it also works
+    inside a request's transaction and behind a connection pooler.
     """
-    while True:
+    while after < upto:
         batch = list(
-            AccessEvent.objects.filter(chain_id=chain_id, seq__gt=after).order_by("seq").values_list(*columns)[:VERIFY_BATCH]
+            AccessEvent.objects.filter(chain_id=chain_id, seq__gt=after, seq__lte=upto)
+            .order_by("seq")
+            .values_list(*columns)[:VERIFY_BATCH]
         )
         yield from batch
         if len(batch) < VERIFY_BATCH:
@@ -492,6 +496,50 @@ def _resume_point(chain_id: int, columns: tuple[str, ...]) -> tuple[int, str, st
     return checkpoint.seq, checkpoint.event_hash, None
 
 
+def _event_beyond_head(chain_ids: list[int]) -> dict | None:
+    """The first event lying past its chain's head (or on a chain with no head row), read in one statement.
+
+    One statement is one snapshot even under READ COMMITTED: a writer commits its events and the head it
+    moves together, so only an event written around the log, never a concurrent writer, shows up here.
+    """
+    head_seq = ChainHead.objects.filter(organisation_id=OuterRef("chain_id")).values("seq")[:1]
+    row = (
+        AccessEvent.objects.filter(chain_id__in=chain_ids)
+        .annotate(head_seq=Coalesce(Subquery(head_seq), Value(0)), has_head=Exists(head_seq))
+        .filter(seq__gt=F("head_seq"))
+        .order_by("chain_id", "seq")
+        .values("id", "chain_id", "seq", "has_head")
+        .first()
+    )
+    if row is None:
+        return None
+    problem = "lies beyond its chain's head" if row["has_head"] else "the chain's head row is missing"
+    return _mismatch(row["id"], row["chain_id"], row["seq"], problem)
+
+
+def _walk(chain_id: int, start: int, prev_hash: str, head: dict, columns, against) -> tuple[int, str, dict | None, bool]:
+    """Check one chain's events after `start` up to its head; (events checked, last hash, mismatch, against seen)."""
+    checked, expected_seq, found = 0, start + 1, False
+    for row in _chain_rows(chain_id, columns, after=start, upto=head["seq"]):
+        values = dict(zip(columns, row, strict=True))
+        checked += 1
+        problem = None
+        if values["seq"] != expected_seq:
+            problem = f"expected sequence number {expected_seq}, found {values['seq']} (an event is missing)"
+        elif values["prev_hash"] != prev_hash:
+            problem = "does not link to the event before it"
+        elif event_hash(values) != values["hash"]:
+            problem = "its content does not match its hash"
+        if problem:
+            return checked, prev_hash, _mismatch(values["id"], chain_id, values["seq"], problem), found
+        found = found or values["hash"] == against
+        prev_hash, expected_seq = values["hash"], expected_seq + 1
+    if expected_seq - 1 != head["seq"] or prev_hash != head["head_hash"]:
+        problem = f"chain head (sequence {head['seq']}) does not match its last event (sequence {expected_seq - 1})"
+        return checked, prev_hash, _mismatch(None, chain_id, head["seq"], problem), found
+    return checked, prev_hash, None, found
+
+
 def verify_chain(*, organisation_ids: list[int] | None = None, against: str | None = None, resume: bool = False) -> Verification:
     """Walk the chains in constant memory; name the first event whose hash or link does not match.
 
@@ -499,54 +547,39 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
     deleting a head does not hide its chain). With `against`, also check that an earlier published head
     hash is still in a chain, which catches a chain rewritten consistently from some point on.
 
+    Each chain is walked up to the head read at the start: events appended during the walk are not yet
+    verified, never a mismatch (heads are read after the checkpoints, so a head is never behind one). A last
+    statement then checks, in one snapshot, that no event lies beyond its chain's head.
+
     A full walk that verifies records a checkpoint per chain. With `resume` (the compliance report), the
     walk starts at the latest checkpoint instead, so its cost is the events written since, not the whole
     log; the command and the DPO's verify always walk in full.
     """
-    heads_by_chain = {h["organisation_id"]: h for h in ChainHead.objects.values("organisation_id", "seq", "head_hash")}
     chains = organisation_ids
     if chains is None:
-        chains = sorted(set(Organisation.objects.values_list("pk", flat=True)) | set(heads_by_chain))
-    checked = 0
-    heads: dict[int, dict] = {}
-    against_found = False if against else None
+        chains = sorted(set(Organisation.objects.values_list("pk", flat=True)) | set(ChainHead.objects.values_list("organisation_id", flat=True)))
     columns = ("id", *HASHED_FIELDS, "hash")
-    checkpoints = []
+    starts = {chain_id: _resume_point(chain_id, columns) if resume else (0, GENESIS_HASH, None) for chain_id in chains}
+    heads_by_chain = {h["organisation_id"]: h for h in ChainHead.objects.filter(organisation_id__in=chains).values("organisation_id", "seq", "head_hash")}
+    checked, heads, checkpoints, against_found = 0, {}, [], (False if against else None)
     for chain_id in chains:
-        start, prev_hash, problem = _resume_point(chain_id, columns) if resume else (0, GENESIS_HASH, None)
+        start, prev_hash, problem = starts[chain_id]
         if problem:
             return Verification(False, checked, _mismatch(None, chain_id, start, problem), heads, against_found)
-        expected_seq = start + 1
-        for row in _chain_rows(chain_id, columns, after=start):
-            values = dict(zip(columns, row, strict=True))
-            checked += 1
-            problem = None
-            if values["seq"] != expected_seq:
-                problem = f"expected sequence number {expected_seq}, found {values['seq']} (an event is missing)"
-            elif values["prev_hash"] != prev_hash:
-                problem = "does not link to the event before it"
-            elif event_hash(values) != values["hash"]:
-                problem = "its content does not match its hash"
-            if problem:
-                return Verification(
-                    False, checked, _mismatch(values["id"], chain_id, values["seq"], problem), heads, against_found
-                )
-            if against and values["hash"] == against:
-                against_found = True
-            prev_hash, expected_seq = values["hash"], expected_seq + 1
-        last_seq = expected_seq - 1
         head = heads_by_chain.get(chain_id)
-        if head is None and last_seq:
-            return Verification(
-                False, checked, _mismatch(None, chain_id, last_seq, "the chain's head row is missing"), heads, against_found
-            )
-        if head is not None and (head["seq"] != last_seq or head["head_hash"] != prev_hash):
-            problem = f"chain head (sequence {head['seq']}) does not match its last event (sequence {last_seq})"
-            return Verification(False, checked, _mismatch(None, chain_id, head["seq"], problem), heads, against_found)
-        if head is not None or last_seq:
-            heads[chain_id] = {"seq": last_seq, "head_hash": prev_hash}
-        if last_seq > start:
-            checkpoints.append(VerifiedCheckpoint(organisation_id=chain_id, seq=last_seq, event_hash=prev_hash))
+        if head is None:
+            continue  # No head row: no event may exist either, which the last check below asks.
+        walked, prev_hash, mismatch, found = _walk(chain_id, start, prev_hash, head, columns, against)
+        checked += walked
+        against_found = True if found else against_found
+        if mismatch:
+            return Verification(False, checked, mismatch, heads, against_found)
+        heads[chain_id] = {"seq": head["seq"], "head_hash": prev_hash}
+        if head["seq"] > start:
+            checkpoints.append(VerifiedCheckpoint(organisation_id=chain_id, seq=head["seq"], event_hash=prev_hash))
+    beyond = _event_beyond_head(list(chains))
+    if beyond:
+        return Verification(False, checked, beyond, heads, against_found)
     verified = against_found is not False
     if verified:
         VerifiedCheckpoint.objects.bulk_create(checkpoints)
