@@ -167,8 +167,12 @@ def _log_refusal(context: AccessContext, *, action: str, referral: Referral | No
     ]  # fmt: skip
     if referral is not None:
         drafts.append(_referral_draft(referral, owner, action=action, outcome=Outcome.DENIED, status=status))
-    events = record_access(context, drafts)
-    return Refusal(context=context, drafts=drafts, written=tuple((e.chain_id, e.seq, e.hash) for e in events))
+    refusal = Refusal(context=context, drafts=drafts, written=())
+    # Serving a request, the refusal is written once, after the request's transaction has rolled back
+    # (consent.access.refusals); anywhere else (a command, a shell) it is written now.
+    if not account_events.serving_a_request():
+        log_refusal(refusal)
+    return refusal
 
 
 def log_refusal(refusal: Refusal) -> None:

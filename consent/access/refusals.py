@@ -23,11 +23,13 @@ def _django_request(request):
 
 def roll_back_and_log_after(request, exc: Exception) -> None:
     """Roll back what the refused request did; its refusal (if `exc` carries one) is logged after the rollback."""
+    refusal: Refusal | None = getattr(exc, "refusal", None)
     if not transaction.get_connection().in_atomic_block:
-        # Autocommit (a view outside the request's transaction): the denied events committed as they were written.
+        # Autocommit (a view outside the request's transaction): nothing to roll back; the refusal is written now.
+        if refusal is not None and refusal.drafts and not refusal.written:
+            log_refusal(refusal)
         return
     transaction.set_rollback(True)
-    refusal: Refusal | None = getattr(exc, "refusal", None)
     if refusal is not None and refusal.drafts:
         _django_request(request).__dict__.setdefault(_PENDING, []).append(refusal)
 
