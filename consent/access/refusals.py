@@ -5,7 +5,8 @@ and each service is an atomic block inside it (a savepoint there; its own transa
 request that ends in an error rolls back whole. A refusal by the firewall is such an error, but its denied
 events must stay, or the DPO would never see the attempt: so the layer that answers the refusal (the API's
 exception handler, the web pages' decorator) rolls the request back and leaves the refusal on the request, and
-api.middleware.RefusalLogMiddleware (for every path, the pages' too) writes its events again, after the request's transaction has ended, in one of their own.
+api.middleware.RefusalLogMiddleware (for every path, the pages' too) writes its events after the request's
+transaction has ended, in one of their own (the firewall only drafts them while a request is being served).
 Nothing the refused request wrote survives, whatever it wrote before the refusal.
 """
 
