@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 
 import consent.access.refusals
 from tests.conftest import api_client, postgres_only
-from tests.test_referral_intake import body as intake_body
+from tests.helpers import intake_body
 
 LOST = "server closed the connection unexpectedly"
 REFUSED = 'connection to server at "127.0.0.1", port 5432 failed: Connection refused'
