@@ -25,8 +25,8 @@ READERS = ("reviewer", "lead", "other_team_lead", "dpo", "other_provider_dpo")
 
 
 def everyone(status, *, anonymous=FOUND, **overrides) -> dict:
-    """The same answer for every signed-in role, except those named; the anonymous are sent to sign in."""
-    return {role: overrides.get(role, anonymous if role == "anonymous" else status) for role in ROLES}
+    """The catalogue's rule with pages' default: the anonymous are sent to sign in."""
+    return api_matrix.everyone(status, anonymous=anonymous, **overrides)
 
 
 def only(roles, ok, *, others=FORBIDDEN, anonymous=FOUND, **overrides) -> dict:
