@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
@@ -24,7 +24,7 @@ from consent.access import firewall
 from consent.access.models import Action
 from consent.fhir import fhir_consent
 from consent.models import ConsentScope
-from consent.receipts import consent_receipt, receipt_html
+from consent.receipts import ConsentRecordAltered, consent_receipt, receipt_html
 
 
 class PrintableReceiptRenderer(BaseRenderer):
@@ -202,15 +202,26 @@ class ConsentExportViewSet(ClientDataViewSet):
         responses={
             (200, "application/json"): ConsentReceiptOutput,
             (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="?format=html: a printable page for the client"),
+            409: OpenApiResponse(description="The consent record no longer matches what was recorded at intake: no receipt is issued."),
         },
     )
     @action(detail=True, methods=["get"], url_path="consent-receipt",
             renderer_classes=[JSONRenderer, BrowsableAPIRenderer, PrintableReceiptRenderer])  # fmt: skip
     def consent_receipt(self, request, pk=None):
         consent = self._latest_consent()
-        if request.accepted_renderer.format == "html":
-            return HttpResponse(receipt_html(consent), content_type="text/html; charset=utf-8")
-        return Response(consent_receipt(consent))
+        try:
+            if request.accepted_renderer.format == "html":
+                return HttpResponse(receipt_html(consent), content_type="text/html; charset=utf-8")
+            return Response(consent_receipt(consent))
+        except ConsentRecordAltered as altered:
+            raise ConsentRecordConflict(str(altered)) from altered
+
+
+class ConsentRecordConflict(APIException):
+    """409: the consent record was changed behind the service's back; no receipt is issued for it."""
+
+    status_code = 409
+    default_code = "consent_record_altered"
 
 
 router = SimpleRouter()

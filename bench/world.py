@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, StaffProfile, User
+from consent.access import heads
 from consent.access.log import GENESIS_HASH, HASHED_FIELDS, event_hash
 from consent.access.models import (
     AccessEvent,
@@ -224,7 +225,8 @@ def _people_and_places() -> dict:
 # ---- referrals and what follows them ------------------------------------------------------------------------
 
 REFERRAL_FIELDS = ["id", "client", "provider", "site", "team", "referred_on", "source_of_referral", "how_heard", "pathway",
-                   "status", "recorded_by", "created_at", "updated_at", "record_key"]  # fmt: skip
+                   "status", "recorded_by", "created_at", "updated_at", "record_key", "client_known_at_intake",
+                   "intake_nhs_number"]  # fmt: skip
 CLIENT_FIELDS = ["id", "provider", "local_reference", "nhs_number", "year_of_birth", "created_at"]
 PERM_FIELDS = ["permission", "user", "content_object"]
 GROUP_PERM_FIELDS = ["permission", "group", "content_object"]
@@ -369,7 +371,7 @@ def build(referrals: int, *, seed: int = 2026) -> float:
                     status, updated = "discharged", checked + timedelta(seconds=5)
             rows["referral"].append((rid, load.uuid(client_id), provider.pk, site.pk, team.pk, load.date(referred_on), source,
                                      heard, pathway, status, therapist.pk, load.time(created),
-                                     load.time(updated), referral_id.int % 256))  # fmt: skip
+                                     load.time(updated), referral_id.int % 256, False, ""))  # fmt: skip
             # Reads and list entries make up the rest of about ten events, spread over the episode.
             created_us = int(created.timestamp() * 1_000_000)
             span_us = max(1, min(end_us - created_us, 120 * 86_400_000_000))
@@ -402,13 +404,20 @@ def build(referrals: int, *, seed: int = 2026) -> float:
         events[p] = []
         seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
         total_events += seq
-        ChainHead.objects.create(organisation=provider, seq=seq, head_hash=prev_hash)
+        _signed_head(provider, seq, prev_hash)
         log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
     _restore_connection()
     seconds = time.perf_counter() - started
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")
     return seconds
+
+
+def _signed_head(provider, seq: int, head_hash: str) -> None:
+    """The chain's head, signed with the log key as the log's own writes sign it (consent.access.heads)."""
+    newest = AccessEvent.objects.filter(chain=provider, seq=seq).values_list("occurred_at", flat=True).first()
+    signature, key_id = heads.sign(provider.pk, seq, head_hash, newest)
+    ChainHead.objects.create(organisation=provider, seq=seq, head_hash=head_hash, signed_at=newest, signature=signature, key_id=key_id)
 
 
 def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng) -> tuple[int, str]:
@@ -438,6 +447,7 @@ def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng)
             "outcome": outcome.value,
             "purpose": "",
             "request_id": f"{rng.getrandbits(128):032x}",
+            "client_request_id": "",
             "method": method,
             "path": path,
             "status": status,

@@ -1,8 +1,10 @@
 """The client's side: clients, referrals, consent templates and the append-only records of an episode."""
 
 import hashlib
+import json
 import secrets
 import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -279,6 +281,12 @@ class ConsentRecord(AppendOnlyRecord):
     nothing_shared_with_jobcentre = models.BooleanField()
     free_to_withdraw = models.BooleanField()
     supersedes = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by")
+    # SHA-256 of what the client consented to (content_digest), stored as the record is written: a receipt is
+    # issued only while the stored content still matches it (consent.receipts).
+    content_sha256 = models.CharField(max_length=64, editable=False, default="")
+    # The receipt key's Ed25519 signature over that digest, made at the same moment (consent.receipts.seal): a key
+    # held outside the database, so rewriting a record and its digest together still shows.
+    content_signature = models.CharField(max_length=88, editable=False, default="")
 
     class Meta:
         ordering = ["given_at", "pk"]
@@ -295,6 +303,30 @@ class ConsentRecord(AppendOnlyRecord):
                 ),
             ),
         ]
+
+
+    def content_digest(self) -> str:
+        """SHA-256 over the canonical JSON of what was consented to: who, to which template, when, how, to what."""
+        content = {
+            "referral": str(self.referral_id), "template": self.template_id, "given_at": _utc(self.given_at),
+            "method": self.method, "scopes": list(self.scopes), "recorded_by": self.recorded_by_id,
+            "supersedes": self.supersedes_id, **{name: getattr(self, name) for name in ACKNOWLEDGEMENTS},
+        }  # fmt: skip
+        encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return hashlib.sha256(encoded).hexdigest()
+
+    def save(self, *args, **kwargs):
+        # Derived, never typed in (like a template's body_sha256): the digest of the content as it is written.
+        if self._state.adding:
+            from consent.receipts import seal  # noqa: PLC0415 - see [tool.importlinter] (consent.models -> consent.receipts)
+
+            self.content_sha256 = self.content_digest()
+            self.content_signature = seal(self.content_sha256)
+        super().save(*args, **kwargs)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class Withdrawal(AppendOnlyRecord):

@@ -39,22 +39,18 @@ The signing key
 """
 
 import base64
-import hashlib
 import json
-import os
 import uuid
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from consent import selectors, wording
+from consent import keys, selectors, wording
 from consent.models import ACKNOWLEDGEMENTS, ConsentRecord, ConsentScope, ReferralStatus
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
@@ -66,7 +62,6 @@ CANONICALISATION = (
 # Receipt ids are derived from the consent record, so the same consent always gets the same receipt id.
 RECEIPT_NAMESPACE = uuid.UUID("6f1f3c2e-8a0b-5c8e-9a57-3b3f4e1d2c10")
 JURISDICTION = "GB"
-PRODUCTION_SETTINGS = "config.settings.production"
 
 NOTHING_DISCLOSED = (
     "Nothing about the client, including whether they attend, is disclosed to this organisation: the therapy "
@@ -96,67 +91,27 @@ def canonical_bytes(receipt: dict) -> bytes:
 # ---- the key -------------------------------------------------------------------------------------------
 
 
-def _load_private_key(pem: str | bytes) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ImproperlyConfigured("CONSENT_RECEIPT_SIGNING_KEY must be an Ed25519 private key in PEM.")
-    return key
-
-
-def _development_key(path: str) -> Ed25519PrivateKey:
-    """The development key at `path`, created on first use (readable by its owner only)."""
-    try:
-        with open(path, "rb") as existing:
-            return _load_private_key(existing.read())
-    except FileNotFoundError:
-        pass
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    try:
-        # O_EXCL: two processes starting together must not each write a different key.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path, "rb") as existing:
-            return _load_private_key(existing.read())
-    with os.fdopen(descriptor, "wb") as new:
-        new.write(pem)
-    return _load_private_key(pem)
-
-
-@lru_cache(maxsize=4)
-def _signing_key_for(configured: str, key_file: str, production: bool) -> Ed25519PrivateKey:
-    if configured:
-        # Environment variables often carry PEM with literal "\n"; accept both.
-        return _load_private_key(configured.replace("\\n", "\n"))
-    if production:
-        raise ImproperlyConfigured(
-            "CONSENT_RECEIPT_SIGNING_KEY must be set in production: an Ed25519 private key in PEM "
-            "(openssl genpkey -algorithm ed25519)."
-        )
-    return _development_key(key_file)
+RECEIPT_KEY_SETTING = "CONSENT_RECEIPT_SIGNING_KEY"
 
 
 def in_production() -> bool:
-    return (
-        os.environ.get("DJANGO_SETTINGS_MODULE", "") == PRODUCTION_SETTINGS
-        or getattr(settings, "SETTINGS_MODULE", "") == PRODUCTION_SETTINGS
-    )
+    return keys.in_production()
 
 
 def signing_key() -> Ed25519PrivateKey:
-    """The service's receipt-signing key, from settings (see the module docstring)."""
-    return _signing_key_for(settings.CONSENT_RECEIPT_SIGNING_KEY or "", str(settings.CONSENT_RECEIPT_KEY_FILE), in_production())
+    """The service's receipt-signing key, from settings (see the module docstring and consent.keys)."""
+    return keys.configured_key(
+        settings.CONSENT_RECEIPT_SIGNING_KEY or "", str(settings.CONSENT_RECEIPT_KEY_FILE), in_production(), RECEIPT_KEY_SETTING
+    )
 
 
 def public_key_pem(key: Ed25519PublicKey | None = None) -> str:
     """The public half of the signing key (or of `key`), as PEM: what the service publishes."""
-    key = key or signing_key().public_key()
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return keys.public_key_pem(key or signing_key().public_key())
 
 
 def key_id(pem: str) -> str:
-    return hashlib.sha256(pem.encode("ascii")).hexdigest()
+    return keys.key_id(pem)
 
 
 # ---- the receipt ---------------------------------------------------------------------------------------
@@ -253,8 +208,44 @@ def unsigned_receipt(consent: ConsentRecord, public_key: str) -> dict:
     }
 
 
+class ConsentRecordAltered(Exception):
+    """The consent record's stored content no longer matches the digest written with it: no receipt is issued."""
+
+
+SEAL_FORMAT = "consent-record-content/v1:"
+
+
+def seal(digest: str) -> str:
+    """The receipt key's signature over a consent record's content digest, made as the record is written."""
+    return base64.b64encode(signing_key().sign(f"{SEAL_FORMAT}{digest}".encode("ascii"))).decode("ascii")
+
+
+def _seal_holds(consent: ConsentRecord) -> bool:
+    try:
+        signature = base64.b64decode(consent.content_signature, validate=True)
+        signing_key().public_key().verify(signature, f"{SEAL_FORMAT}{consent.content_sha256}".encode("ascii"))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _refuse_if_altered(consent: ConsentRecord) -> None:
+    """A receipt vouches for what the client consented to: only for a record still as it was written, its digest
+    matching its content and sealed with the receipt key when it was written."""
+    digest = consent.content_sha256
+    if not digest or digest != consent.content_digest() or not _seal_holds(consent):
+        raise ConsentRecordAltered(
+            f"Consent record {consent.pk} no longer matches what was recorded at intake, so no receipt can be issued; "
+            "tell the data protection officer."
+        )
+
+
 def consent_receipt(consent: ConsentRecord) -> dict:
-    """The signed receipt document: ``{"receipt": {...}, "signature": {...}}`` (see the module docstring)."""
+    """The signed receipt document: ``{"receipt": {...}, "signature": {...}}`` (see the module docstring).
+
+    Raises ConsentRecordAltered if the record's stored content no longer matches its digest.
+    """
+    _refuse_if_altered(consent)
     key = signing_key()
     pem = public_key_pem(key.public_key())
     receipt = unsigned_receipt(consent, pem)

@@ -4,6 +4,7 @@ The world: provider Kent (team "Canterbury"), another provider Medway, a benefit
 site, a professional body overseeing a pilot. `world.referral` was recorded by `world.therapist`.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -164,6 +165,16 @@ def drop_append_only_triggers_at_teardown(django_db_blocker):
     yield
     with django_db_blocker.unblock():
         triggers.remove(connection)
+
+
+@contextmanager
+def behind_the_triggers():
+    """What an insider with the database can do: drop the append-only triggers, change rows, put them back."""
+    triggers.remove(connection)
+    try:
+        yield
+    finally:
+        triggers.install(connection)
 
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: run with DATABASE_URL set")

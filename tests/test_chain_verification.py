@@ -9,7 +9,7 @@ from django.core.management import call_command, execute_from_command_line
 from django.core.management.base import CommandError
 from django.db import connection
 
-from consent.access import log, triggers
+from consent.access import heads, log, triggers
 from consent.access.models import AccessEvent, ChainHead
 from tests.conftest import api_client, make_referral
 
@@ -141,7 +141,11 @@ def test_deleting_an_event_is_caught_at_the_gap(world):
 
 
 def _rebuild_without(event: AccessEvent):
-    """Delete an event and rewrite every later one so the chain is internally consistent again."""
+    """Delete an event and rewrite every later one so the chain is internally consistent again.
+
+    Done by someone who also holds the log key and signs the moved head with it: without the key the rewrite is
+    caught by the head's signature alone (tests/test_signed_heads.py); with it, only a published head catches it.
+    """
     triggers.remove(connection)
     AccessEvent.objects.filter(pk=event.pk).delete()
     prev_hash, last_seq = AccessEvent.objects.get(chain_id=event.chain_id, seq=event.seq - 1).hash, event.seq - 1
@@ -152,7 +156,11 @@ def _rebuild_without(event: AccessEvent):
         later.hash = prev_hash = log.event_hash(values)
         later.save()
         last_seq = later.seq
-    ChainHead.objects.filter(organisation_id=event.chain_id).update(seq=last_seq, head_hash=prev_hash)
+    newest = AccessEvent.objects.get(chain_id=event.chain_id, seq=last_seq)
+    signature, key_id = heads.sign(event.chain_id, last_seq, prev_hash, newest.occurred_at)
+    ChainHead.objects.filter(organisation_id=event.chain_id).update(
+        seq=last_seq, head_hash=prev_hash, signed_at=newest.occurred_at, signature=signature, key_id=key_id
+    )
     triggers.install(connection)
 
 
@@ -166,7 +174,8 @@ def test_a_chain_rebuilt_consistently_is_caught_against_an_earlier_published_hea
 
     _rebuild_without(attempt)
 
-    # Internally the rewritten chain is consistent: verification alone cannot see the deletion ...
+    # Internally the rewritten chain is consistent and its head signed with the log key: verification alone
+    # cannot see the deletion ...
     assert _verify(world.dpo)["verified"] is True
     assert _command()[1] is None
     # ... but the head published before the rewrite is no longer in it.

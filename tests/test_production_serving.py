@@ -47,6 +47,10 @@ def production_environment(tmp_path: Path, port: int) -> dict:
         DATABASE_URL=f"sqlite:///{tmp_path / 'production.sqlite3'}",
         STATIC_ROOT=str(tmp_path / "static"),
         CONSENT_RECEIPT_SIGNING_KEY=key.decode("ascii"),
+        # The access log's own key, apart from the receipt key (consent.access.heads).
+        ACCESS_LOG_SIGNING_KEY=Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii"),
         HOST="127.0.0.1",
         PORT=str(port),
         WEB_CONCURRENCY="1",

@@ -24,10 +24,10 @@ def _receipt_key() -> str:
     ).decode("ascii")
 
 
-def test_check_deploy_prints_no_warnings_with_a_secret_hosts_and_the_receipt_key_set():
+def test_check_deploy_prints_no_warnings_with_a_secret_hosts_and_the_receipt_and_log_keys_set():
     result = _manage(
         "check", "--deploy", SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk",
-        CONSENT_RECEIPT_SIGNING_KEY=_receipt_key(),
+        CONSENT_RECEIPT_SIGNING_KEY=_receipt_key(), ACCESS_LOG_SIGNING_KEY=_receipt_key(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
@@ -62,3 +62,16 @@ def test_a_receipt_key_that_is_not_an_ed25519_key_is_refused_too():
                      CONSENT_RECEIPT_SIGNING_KEY="not a key")  # fmt: skip
     assert result.returncode != 0
     assert "consent.E001" in result.stderr
+
+
+def test_production_refuses_to_start_without_the_access_log_key():
+    # Every access-log write signs its chain head with it: without it every access would fail closed.
+    for command in (("check",), ("migrate", "--check")):
+        result = _manage(*command, SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk",
+                         CONSENT_RECEIPT_SIGNING_KEY=_receipt_key(), ACCESS_LOG_SIGNING_KEY="")  # fmt: skip
+        assert result.returncode != 0, command
+        assert "consent.E002" in result.stderr and "ACCESS_LOG_SIGNING_KEY" in result.stderr, command
+    result = _manage("check", SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="consent.example.nhs.uk",
+                     CONSENT_RECEIPT_SIGNING_KEY=_receipt_key(), ACCESS_LOG_SIGNING_KEY=_receipt_key(),
+                     ACCESS_LOG_PUBLIC_KEYS="not a key")  # fmt: skip
+    assert result.returncode != 0 and "consent.E002" in result.stderr

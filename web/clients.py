@@ -15,7 +15,7 @@ from consent import selectors, services
 from consent.access import firewall
 from consent.access.models import Action
 from consent.models import ReferralStatus
-from consent.receipts import printable_receipt
+from consent.receipts import ConsentRecordAltered, printable_receipt
 from consent.source_of_referral import SOURCE_OF_REFERRAL
 from consent.wording import SCOPE_WORDING
 from web import forms
@@ -229,7 +229,10 @@ def receipt(request, referral_id):
     consent = selectors.latest_consent(referral)
     context = {"referral": referral, "consent": consent}
     if consent is not None:
-        context.update(printable_receipt(consent))
+        try:
+            context.update(printable_receipt(consent))
+        except ConsentRecordAltered as altered:
+            return render_page(request, "web/receipt.html", {**context, "altered": str(altered)}, status=409)
     return render_page(request, "web/receipt.html", context)
 
 

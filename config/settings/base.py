@@ -270,6 +270,14 @@ REPORT_BURST_MINUTES = env_int("REPORT_BURST_MINUTES", 10)
 CONSENT_RECEIPT_SIGNING_KEY = env_str("CONSENT_RECEIPT_SIGNING_KEY")
 CONSENT_RECEIPT_KEY_FILE = env_str("CONSENT_RECEIPT_KEY_FILE", str(BASE_DIR / ".consent-receipt-key.pem"))
 
+# Ed25519 private key (PEM) that signs the access log's chain heads (consent.access.heads): held outside the
+# database, so a chain rewritten with database access alone fails verification. Production reads it from the
+# environment; development generates one into a git-ignored file. ACCESS_LOG_PUBLIC_KEYS holds the public keys
+# (concatenated PEM) of earlier log keys, still trusted for heads they signed, after a rotation.
+ACCESS_LOG_SIGNING_KEY = env_str("ACCESS_LOG_SIGNING_KEY")
+ACCESS_LOG_KEY_FILE = env_str("ACCESS_LOG_KEY_FILE", str(BASE_DIR / ".access-log-key.pem"))
+ACCESS_LOG_PUBLIC_KEYS = env_str("ACCESS_LOG_PUBLIC_KEYS")
+
 # Version recorded in compliance-report snapshots.
 CODE_VERSION = env_str("CODE_VERSION", "")
 

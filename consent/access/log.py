@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from colocation.models import Organisation, OrganisationKind
 from colocation.selectors import organisation_of
+from consent.access import heads
 from consent.access.models import AccessEvent, Action, ChainHead, Outcome, VerifiedCheckpoint
 
 GENESIS_HASH = "0" * 64
@@ -433,9 +434,22 @@ def _write(context: AccessContext, drafts: list[EventDraft]) -> list[AccessEvent
             }
             prev_hash = event_hash(values)
             events.append(AccessEvent(**values, hash=prev_hash))
-        ChainHead.objects.filter(organisation_id=chain_id).update(seq=seq, head_hash=prev_hash)
+        _move_head(chain_id, events[-1])
     AccessEvent.objects.bulk_create(events, batch_size=500)
     return events
+
+
+def _move_head(chain_id: int, newest: AccessEvent) -> None:
+    """Move a chain's head to the newest event of this write, signed once with the log key (not once per event).
+
+    The signature goes on the head row and on that event, so a head that later fails can be traced back to the
+    first event no valid signature covers (consent.access.heads).
+    """
+    signature, key_id = heads.sign(chain_id, newest.seq, newest.hash, newest.occurred_at)
+    newest.head_signature, newest.head_key_id = signature, key_id
+    ChainHead.objects.filter(organisation_id=chain_id).update(
+        seq=newest.seq, head_hash=newest.hash, signed_at=newest.occurred_at, signature=signature, key_id=key_id
+    )
 
 
 # ---- verifying --------------------------------------------------------------------------------------------
@@ -463,9 +477,10 @@ def _chain_rows(chain_id: int, columns: tuple[str, ...], after: int = 0, upto: i
     """A chain's events after `after` up to `upto` in order, a batch at a time by sequence number.
 
     Keyset pagination keeps memory flat for any length of chain, with no server-side cursor, so it also works
-    inside a request's transaction and behind a connection pooler.
+    inside a request's transaction and behind a connection pooler. The first batch is asked for even when the
+    walk is already at the head, so a verification costs the same queries whether it resumes or not.
     """
-    while after < upto:
+    while True:
         batch = list(
             AccessEvent.objects.filter(chain_id=chain_id, seq__gt=after, seq__lte=upto)
             .order_by("seq")
@@ -560,7 +575,12 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
         chains = sorted(set(Organisation.objects.values_list("pk", flat=True)) | set(ChainHead.objects.values_list("organisation_id", flat=True)))
     columns = ("id", *HASHED_FIELDS, "hash")
     starts = {chain_id: _resume_point(chain_id, columns) if resume else (0, GENESIS_HASH, None) for chain_id in chains}
-    heads_by_chain = {h["organisation_id"]: h for h in ChainHead.objects.filter(organisation_id__in=chains).values("organisation_id", "seq", "head_hash")}
+    heads_by_chain = {
+        h["organisation_id"]: h
+        for h in ChainHead.objects.filter(organisation_id__in=chains).values(
+            "organisation_id", "seq", "head_hash", "signed_at", "signature", "key_id"
+        )
+    }
     checked, heads, checkpoints, against_found = 0, {}, [], (False if against else None)
     for chain_id in chains:
         start, prev_hash, problem = starts[chain_id]
@@ -572,6 +592,8 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
         walked, prev_hash, mismatch, found = _walk(chain_id, start, prev_hash, head, columns, against)
         checked += walked
         against_found = True if found else against_found
+        # A head that matches its chain must also carry the log key's signature (consent.access.heads).
+        mismatch = mismatch or _head_signature_mismatch(chain_id, head)
         if mismatch:
             return Verification(False, checked, mismatch, heads, against_found)
         heads[chain_id] = {"seq": head["seq"], "head_hash": prev_hash}
@@ -585,11 +607,112 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
         VerifiedCheckpoint.objects.bulk_create(checkpoints)
     mismatch = None
     if not verified:
-        mismatch = _mismatch(None, None, None, f"published head {against} is no longer in the chain: it has been rewritten")
+        mismatch = _mismatch(
+            None, None, None,
+            f"published head {against} is not in the chain: either the chain has been rewritten since it was published, "
+            "or the hash was mistyped (a published head file, checked with verify_access_log --against FILE, tells which)",
+        )  # fmt: skip
     return Verification(verified, checked, mismatch, heads, against_found)
+
+
+def _head_signature_mismatch(chain_id: int, head: dict) -> dict | None:
+    """A head that matches its chain but is not signed by the log key: a rewrite made with database access alone."""
+    if not head["seq"]:
+        return None
+    problem = heads.signature_problem(chain_id, head["seq"], head["head_hash"], head["signed_at"], head["signature"], head["key_id"])
+    if problem is None:
+        return None
+    return _first_unsigned_event(chain_id, f"the chain head {problem}")
+
+
+def _first_unsigned_event(chain_id: int, head_problem: str) -> dict:
+    """Trace a head that fails its signature to the first event no valid signed head covers.
+
+    Walks the signed heads kept on the newest event of each write, in order: everything up to the last one that
+    verifies is as the service wrote it; the rewrite begins after it. Runs only once verification has failed.
+    """
+    good_seq, broken = 0, False
+    signed = AccessEvent.objects.filter(chain_id=chain_id).exclude(head_signature="").order_by("seq")
+    while not broken:
+        batch = list(
+            signed.filter(seq__gt=good_seq).values_list("seq", "hash", "occurred_at", "head_signature", "head_key_id")[:VERIFY_BATCH]
+        )
+        for seq, hash_, occurred_at, signature, key_id in batch:
+            if heads.signature_problem(chain_id, seq, hash_, occurred_at, signature, key_id):
+                broken = True
+                break
+            good_seq = seq
+        broken = broken or len(batch) < VERIFY_BATCH
+    first = AccessEvent.objects.filter(chain_id=chain_id, seq=good_seq + 1).values_list("id", flat=True).first()
+    if first is None:
+        return _mismatch(None, chain_id, good_seq, head_problem)
+    problem = (
+        f"{head_problem}; no valid signed head covers this event or any after it "
+        f"(the last verified signed head is at sequence {good_seq}): the chain has been rewritten from here on"
+    )
+    return _mismatch(first, chain_id, good_seq + 1, problem)
 
 
 def chain_heads(organisation_ids) -> dict[str, dict]:
     """The current head of each named chain, for publishing outside the database."""
     heads = ChainHead.objects.filter(organisation_id__in=list(organisation_ids)).order_by("organisation_id")
     return {str(h.organisation_id): {"seq": h.seq, "head_hash": h.head_hash} for h in heads}
+
+
+# ---- published heads ----------------------------------------------------------------------------------------
+
+
+def published_heads(organisation_ids=None) -> list[str]:
+    """Each chain's signed head as one JSON line (consent.access.heads), for the DPO to archive elsewhere."""
+    rows = ChainHead.objects.filter(seq__gt=0).order_by("organisation_id")
+    if organisation_ids is not None:
+        rows = rows.filter(organisation_id__in=list(organisation_ids))
+    return [heads.published_line(h.organisation_id, h.seq, h.head_hash, h.signed_at, h.signature, h.key_id) for h in rows]
+
+
+@dataclass
+class HeadCheck:
+    """What one line of a published head file says about the log now."""
+
+    line: int
+    verdict: str  # found, malformed, untrusted, rewritten
+    detail: str
+    chain: int | None = None
+
+    @property
+    def rewritten(self) -> bool:
+        return self.verdict == "rewritten"
+
+
+def check_published_heads(lines: Iterable[str]) -> list[HeadCheck]:
+    """Check every line of a published head file against the chains as they are now.
+
+    A line that is not a published head (malformed), or whose signature is not the log key's over its own chain,
+    sequence, hash and time (mistyped, changed, or from another service), says nothing about the chain and is
+    reported as such. A head the service did sign must still be in its chain: at its sequence number, with its
+    hash. If not, the chain has been rewritten (or cut short) since it was published.
+    """
+    checks = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            head = heads.parse_line(text)
+        except heads.MalformedHead as malformed:
+            checks.append(HeadCheck(number, "malformed", str(malformed)))
+            continue
+        problem = heads.signature_problem(head.chain, head.seq, head.hash, head.time, head.signature, head.key_id)
+        if problem:
+            detail = f"the head {problem}; mistyped, changed or from another service, it says nothing about the chain"
+            checks.append(HeadCheck(number, "untrusted", detail, head.chain))
+            continue
+        now = AccessEvent.objects.filter(chain_id=head.chain, seq=head.seq).values_list("hash", flat=True).first()
+        if now == head.hash:
+            checks.append(HeadCheck(number, "found", f"still in chain {head.chain} at sequence {head.seq}", head.chain))
+        elif now is None:
+            detail = f"chain {head.chain} no longer reaches sequence {head.seq}, which this service signed: events have been removed"
+            checks.append(HeadCheck(number, "rewritten", detail, head.chain))
+        else:
+            detail = f"chain {head.chain} at sequence {head.seq} has hash {now}, not the published {head.hash}: it has been rewritten"
+            checks.append(HeadCheck(number, "rewritten", detail, head.chain))
+    return checks

@@ -134,6 +134,11 @@ class AccessEvent(models.Model):
     alert_reasons = models.CharField(max_length=200, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # On the newest event of each write only: the log key's signature of the chain head that write made
+    # (consent.access.heads). Not hashed: it signs the hash. Lets a failed head be traced to the first event
+    # no valid signature covers.
+    head_signature = models.CharField(max_length=88, blank=True, default="")
+    head_key_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["chain", "seq"]
@@ -157,11 +162,16 @@ class AccessEvent(models.Model):
 
 
 class ChainHead(models.Model):
-    """The newest event of one organisation's chain; its row lock serialises that chain's writers."""
+    """The newest event of one organisation's chain, signed; its row lock serialises that chain's writers."""
 
     organisation = models.OneToOneField(Organisation, on_delete=models.PROTECT, primary_key=True, related_name="+")
     seq = models.BigIntegerField(default=0)
     head_hash = models.CharField(max_length=64)
+    # The log key's Ed25519 signature over (chain, seq, head_hash, signed_at), and which key made it
+    # (consent.access.heads): whoever can write this row cannot sign it.
+    signed_at = models.DateTimeField(null=True)
+    signature = models.CharField(max_length=88, blank=True, default="")
+    key_id = models.CharField(max_length=64, blank=True, default="")
 
 
 class VerifiedCheckpoint(models.Model):
