@@ -3,10 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate seed lint bench bench-postgres serve-production loadtest report-png clean vendor-frontend screenshots
+.PHONY: run test install install-dev migrate seed lint bench bench-postgres serve-production loadtest report-png clean vendor-frontend screenshots
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -17,7 +18,14 @@ $(STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# The runtime list alone (what `make run` and production need); the tests and checks add requirements-dev.txt.
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -32,17 +40,21 @@ run: seed
 # The suite in parallel workers (pytest-xdist), then the schemathesis fuzzing on its own so its summary line
 # (operations and examples tried) is printed: xdist workers' terminal summaries are not shown.
 TEST_WORKERS ?= 2
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --ignore=tests/test_schemathesis.py
 	$(BIN)/python -m pytest tests/test_schemathesis.py
 
-lint: install
+# ruff's rules, the complexity limit (C901, max-complexity in pyproject.toml) and the formatting, then the
+# import contracts (import-linter, [tool.importlinter] in pyproject.toml): the layers of docs/architecture.md.
+lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-postgres: install
+bench-postgres: install-dev
 	@test -n "$(DATABASE_URL)" || { echo "Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 1; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
@@ -58,7 +70,7 @@ LOADTEST_HOST ?= http://127.0.0.1:8000
 LOADTEST_USERS ?= 16
 LOADTEST_SPAWN_RATE ?= 4
 LOADTEST_DURATION ?= 2m
-loadtest: install
+loadtest: install-dev
 	$(BIN)/locust -f bench/locustfile.py --headless --host $(LOADTEST_HOST) --users $(LOADTEST_USERS) \
 		--spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_DURATION) --csv bench/results/loadtest \
 		--stop-timeout 30 --only-summary --exit-code-on-error 0
@@ -87,7 +99,7 @@ vendor-frontend:
 
 # Screenshots of each journey for the README (docs/screenshots/*.png), taken by headless Chromium against a live
 # test server with the browser tests' own world.
-screenshots: install
+screenshots: install-dev
 	@command -v chromium >/dev/null 2>&1 || { echo "Install Debian's chromium: apt-get install chromium"; exit 1; }
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -p no:xdist tests/browser -m browser -q
 

@@ -24,7 +24,7 @@ from rest_framework.routers import SimpleRouter
 
 from api.base import ClientDataViewSet
 from api.context import access_context
-from api.fields import ChoiceField, StrictSerializer, TextField
+from api.fields import ChoiceField, StrictSerializer, TextField, parsed
 from api.pagination import PAGE_PARAMETERS
 from api.query import DeclaredQueryOnly
 from api.referrals import (
@@ -39,10 +39,12 @@ from api.referrals import (
 )
 from api.schema import DPO, LEAD, THERAPIST, ContractCharField, code_field
 from colocation.models import OrganisationKind
-from consent.access import exports, firewall, selectors, services
-from consent.access.log import AccessContext, AlertReason, verify_chain
-from consent.access.models import AccessEvent, Action, Disposition, Outcome
-from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, Referral, ReferralStatus
+from consent import exports
+from consent import selectors as selectors_of_consent
+from consent.access import firewall, selectors, services
+from consent.access.log import AlertReason, verify_chain
+from consent.access.models import Action, Disposition, Outcome
+from consent.models import ConsentMethod, ConsentScope, HowHeard, Pathway, ReferralStatus
 
 # ---- renderers ---------------------------------------------------------------------------------------------
 
@@ -137,15 +139,9 @@ class VerifyInput(serializers.Serializer):
     )
 
 
-def _parsed(serializer_class, data) -> dict:
-    parsed = serializer_class(data=data)
-    parsed.is_valid(raise_exception=True)
-    return parsed.validated_data
-
-
 def _dpo_only(request) -> int:
     """A benefits-agency account's attempt is logged and refused as a whole; anyone else not a DPO is refused."""
-    firewall.refuse_list_if_not_allowed(access_context(request))
+    firewall.refuse_benefits_agency(access_context(request), action=Action.LIST)
     return selectors.dpo_organisation_id(request.user)
 
 
@@ -448,7 +444,7 @@ class DPOView(DeclaredQueryOnly, GenericAPIView):
 
     def get_queryset(self):
         # Only the browsable API asks (for a filter form it then leaves out): the views read through selectors.
-        return AccessEvent.objects.none()
+        return selectors.no_events()
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400 and getattr(request, "accepted_renderer", None).__class__ in (CSVRenderer, FHIRRenderer):
@@ -493,7 +489,7 @@ class AccessEventListView(DPOView):
     )
     def get(self, request):
         _dpo_only(request)
-        filters = selectors.EventFilters(**_parsed(EventFilterInput, request.query_params))
+        filters = selectors.EventFilters(**parsed(EventFilterInput, request.query_params))
         fmt = request.accepted_renderer.format
         if fmt == "csv":
             return self._csv(request, filters)
@@ -550,7 +546,7 @@ class AlertListView(DPOView):
     )
     def get(self, request):
         _dpo_only(request)
-        state = _parsed(AlertFilterInput, request.query_params).get("state")
+        state = parsed(AlertFilterInput, request.query_params).get("state")
         page = self.paginate_queryset(selectors.alerts_for_dpo(request.user, state=state))
         return self.get_paginated_response([_alert_as_dict(event) for event in page])
 
@@ -597,7 +593,7 @@ class GroupDispositionView(DPOView):
     )
     def post(self, request):
         _dpo_only(request)
-        values = _parsed(GroupDispositionInput, request.data)
+        values = parsed(GroupDispositionInput, request.data)
         try:
             records = services.record_group_disposition(
                 user=request.user, actor_id=values["actor"], actor_name=values["actor_name"], day=values["day"],
@@ -626,7 +622,7 @@ class DispositionView(DPOView):
     )
     def post(self, request, pk: int):
         _dpo_only(request)
-        values = _parsed(DispositionInput, request.data)
+        values = parsed(DispositionInput, request.data)
         try:
             record = services.record_disposition(user=request.user, event_id=pk, **values)
         except services.AlertNotFound:
@@ -666,7 +662,7 @@ class VerifyView(DPOView):
     )
     def get(self, request):
         chain_id = _dpo_only(request)
-        against = _parsed(VerifyInput, request.query_params).get("against")
+        against = parsed(VerifyInput, request.query_params).get("against")
         return Response(verify_chain(organisation_ids=[chain_id], against=against).as_dict())
 
 
@@ -675,10 +671,11 @@ class ReferralAccessLogViewSet(ClientDataViewSet):
 
     purposes = {"access_history": firewall.Purpose.ACCESS_HISTORY, "subject_access_export": firewall.Purpose.SUBJECT_ACCESS}
     actions_logged_as = {"access_history": Action.READ, "subject_access_export": Action.EXPORT}
+    context_purposes = {"subject_access_export": "subject access request"}
     filter_backends: list = []
 
     def safely_get_queryset(self) -> QuerySet:
-        return Referral.objects.select_related("provider")
+        return selectors_of_consent.referral_with_provider()
 
     @extend_schema(
         tags=[DPO, THERAPIST, LEAD],
@@ -707,8 +704,7 @@ class ReferralAccessLogViewSet(ClientDataViewSet):
     )
     @action(detail=True, methods=["get"], url_path="subject-access-export")
     def subject_access_export(self, request, pk=None):
-        context: AccessContext = access_context(request, purpose="subject access request")
-        return Response(exports.subject_access_export(context, pk))
+        return Response(exports.subject_access_export(self.access, referral=self.get_object()))
 
 
 router = SimpleRouter()

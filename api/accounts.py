@@ -18,7 +18,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from api.authentication import TokenAuthentication
-from api.fields import StrictSerializer, parser_classes
+from api.fields import StrictSerializer, parsed, parser_classes
 from api.query import DeclaredQueryOnly
 from api.schema import ACCOUNT
 from colocation.models import OrganisationKind, Role
@@ -76,9 +76,8 @@ class TokenView(DeclaredQueryOnly, APIView):
         auth=[],
     )  # fmt: skip
     def post(self, request):
-        data = TokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        username, password = data.validated_data["username"], data.validated_data["password"]
+        values = parsed(TokenInput, request.data)
+        username, password = values["username"], values["password"]
         try:
             # A failure is an access event through django.contrib.auth's user_login_failed (consent.access.signals).
             user = authenticate(request._request, username=username, password=password)

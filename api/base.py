@@ -1,4 +1,5 @@
-"""The base class of every client-data view: its rows come only through the firewall."""
+"""The base class of every client-data view: its rows come only through the firewall, and a referral is opened
+before anything else of the request is read (docs/architecture.md, "The one way to a referral")."""
 
 from django.db.models import QuerySet
 from rest_framework.viewsets import GenericViewSet
@@ -13,7 +14,7 @@ from consent.models import Referral
 # written in its body or inherited from a mixin listed before this base, could hand out rows the firewall
 # never filtered: filter_queryset is handed the firewall's queryset and could return another one. (Denied
 # access events of a refused request are kept by the project's exception handler, api.errors, for every view.)
-LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall", "filter_queryset")
+LOCKED_METHODS = ("get_queryset", "get_object", "list_through_firewall", "filter_queryset", "open_referral")
 
 
 def _refuse_bypass(cls) -> None:
@@ -46,6 +47,12 @@ class ClientDataViewSet(DeclaredQueryOnly, GenericViewSet):
         "record_id": {"type": "integer", "minimum": 1, "maximum": 10**18 - 1, "description": "The record's id."},
     }
     actions_logged_as: dict[str, str] = {}
+    # Actions that write on the referral: it is opened locked, and the service logs the allowed action once done.
+    writes: frozenset[str] = frozenset()
+    # Actions opened by break-glass (a clinical lead outside their assignment) rather than by their grants.
+    breaks_glass: frozenset[str] = frozenset()
+    # Actions whose access events carry a stated purpose (a subject-access request, say).
+    context_purposes: dict[str, str] = {}
     lookup_value_regex = "[^/]+"  # Any id is looked up through the firewall, so a bad one is a logged 404.
 
     def __init_subclass__(cls, **kwargs):
@@ -53,8 +60,29 @@ class ClientDataViewSet(DeclaredQueryOnly, GenericViewSet):
         _refuse_bypass(cls)
 
     def initial(self, request, *args, **kwargs):
+        """Authenticate, check permissions and throttles, then open the referral of an action on one.
+
+        So the firewall answers before any body is parsed: a referral the user may not reach is a logged 404,
+        whatever the body says, and nobody learns anything from validation messages about it.
+        """
         _refuse_bypass(type(self))
         super().initial(request, *args, **kwargs)
+        self.access = access_context(request, purpose=self.context_purposes.get(self.action, ""))
+        self.referral = self.open_referral() if self.detail and callable(getattr(self, self.action or "", None)) else None
+
+    def open_referral(self):
+        """The referral of /referrals/{id}/..., opened by the firewall for this action's purpose (or a logged 404)."""
+        referral_id = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        if self.action in self.breaks_glass:
+            return firewall.open_for_break_glass(self.access, referral_id, base=self._base())
+        if self.action in self.writes:
+            return firewall.open_to_act(self.access, referral_id, purpose=self.purpose(), action=self.logged_as())
+        return firewall.open_referral(
+            self.access, referral_id, purpose=self.purpose(), action=self.logged_as(), base=self._base()
+        )
+
+    def logged_as(self) -> str:
+        return self.actions_logged_as.get(self.action, Action.READ)
 
     def safely_get_queryset(self) -> QuerySet:
         raise NotImplementedError
@@ -73,13 +101,10 @@ class ClientDataViewSet(DeclaredQueryOnly, GenericViewSet):
         return firewall.referrals_visible_to(self.request.user, self.purpose(), base=self._base())
 
     def get_object(self):
-        return firewall.open_referral(
-            access_context(self.request),
-            self.kwargs[self.lookup_url_kwarg or self.lookup_field],
-            purpose=self.purpose(),
-            action=self.actions_logged_as.get(self.action, Action.READ),
-            base=self._base(),
-        )
+        """The referral the base view opened for this action (see initial)."""
+        if self.referral is None:
+            raise TypeError(f"{type(self).__name__}.{self.action} is not an action on one referral.")
+        return self.referral
 
     def list_through_firewall(self, request):
         """Refuse a benefits-agency account as a whole; otherwise one access event per row shown."""

@@ -119,5 +119,5 @@ class ConsentTemplateViewSet(DeclaredQueryOnly, ReadOnlyModelViewSet):
 
     def get_queryset(self):
         if not may_record_referrals(self.request.user):
-            return ConsentTemplate.objects.none()
+            return consent_templates_in_force().none()
         return consent_templates_in_force()

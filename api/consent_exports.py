@@ -23,7 +23,7 @@ from consent import selectors
 from consent.access import firewall
 from consent.access.models import Action
 from consent.fhir import fhir_consent
-from consent.models import ConsentScope, Referral
+from consent.models import ConsentScope
 from consent.receipts import ConsentRecordAltered, consent_receipt, receipt_html
 
 
@@ -164,7 +164,7 @@ class ConsentExportViewSet(ClientDataViewSet):
     actions_logged_as = {"fhir_consent": Action.EXPORT, "consent_receipt": Action.EXPORT}
 
     def safely_get_queryset(self) -> QuerySet:
-        return Referral.objects.select_related("provider", "site")
+        return selectors.referral_with_provider_and_site()
 
     def _latest_consent(self):
         consent = selectors.latest_consent(self.get_object())

@@ -21,8 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from consent.access.firewall import ClientDataRefused, ReferralNotFound, keep_refusal_logged
+from consent.access.firewall import ClientDataRefused, ReferralNotFound
 from consent.access.log import AccessLogUnavailable
+from consent.access.refusals import roll_back_and_log_after
 
 
 def _validation_detail(error: DjangoValidationError):
@@ -129,8 +130,7 @@ def exception_handler(exc, context):
         # Django would answer an HTML 400 page; the body was never parsed, so nothing was written.
         set_rollback()
         return _body_too_big()
-    # A firewall refusal has already written its denied access event: keep it, roll back nothing else,
-    # since the firewall runs before any write.
+    # A firewall refusal: the request rolls back whole, and its denied events are written again after it.
     refusal = exc if isinstance(exc, (ReferralNotFound, ClientDataRefused)) else None
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=_validation_detail(exc))
@@ -146,9 +146,7 @@ def exception_handler(exc, context):
     if refusal is None:
         set_rollback()
     else:
-        # DRF's handler has marked the request for rollback, and a service's savepoint may have dropped
-        # the denied events already: the firewall puts them back, for every view, not only those that ask.
-        keep_refusal_logged(refusal)
+        roll_back_and_log_after(context["request"], refusal)
     if isinstance(response.data, dict) and "detail" not in response.data and response.status_code == status.HTTP_400_BAD_REQUEST:
         response.data = {"detail": "Some fields need correcting.", "errors": response.data}
     return response

@@ -98,3 +98,10 @@ class JSONParser(parsers.JSONParser):
 def parser_classes() -> list:
     """The configured parsers with the JSON one replaced by the one above."""
     return [JSONParser if parser is parsers.JSONParser else parser for parser in api_settings.DEFAULT_PARSER_CLASSES]
+
+
+def parsed(input_class, data) -> dict:
+    """The validated values of a request's body or query, or the 400 naming each field."""
+    values = input_class(data=data)
+    values.is_valid(raise_exception=True)
+    return dict(values.validated_data)

@@ -3,6 +3,7 @@
 from axes.helpers import get_cool_off, get_lockout_message
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from rest_framework.settings import api_settings
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
@@ -27,8 +28,6 @@ def client_address(request) -> str | None:
     proxies, not the client); with none, the connecting address. Behind a proxy, REMOTE_ADDR alone would be the
     proxy's, and every sign-in would share one address again.
     """
-    from rest_framework.settings import api_settings
-
     remote = request.META.get("REMOTE_ADDR")
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
     proxies = api_settings.NUM_PROXIES

@@ -4,8 +4,9 @@ import uuid
 from django.conf import settings
 from django.http import JsonResponse
 
-from api.errors import unavailable_response
-from consent.access import account_events
+from api.errors import DATABASE_UNAVAILABLE, unavailable_response
+from consent.access import account_events, refusals
+from consent.access.log import AccessLogUnavailable
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -96,3 +97,23 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request, exception):
         return unavailable_response(request, exception)
+
+
+class RefusalLogMiddleware:
+    """Write the refusals of a request once its transaction has rolled back, in a transaction of their own
+    (consent.access.refusals; docs/architecture.md, "Transactions").
+
+    If they cannot be written the answer is the 503 of an unavailable log or database, never the refusal
+    without its log.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        try:
+            refusals.log_pending(request)
+        except (AccessLogUnavailable, *DATABASE_UNAVAILABLE) as failure:
+            return unavailable_response(request, failure)
+        return response

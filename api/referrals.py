@@ -1,6 +1,5 @@
 """Referral endpoints: thin views that parse, call consent services and the firewall, and render."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -10,10 +9,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from api.base import ClientDataViewSet
-from api.context import access_context
-from api.fields import ChoiceField, StrictSerializer, TextField, parser_classes
+from api.fields import ChoiceField, StrictSerializer, TextField, parsed, parser_classes
 from api.schema import LEAD, THERAPIST
-from colocation.models import Site
+from colocation.selectors import account_by_username, site_by_id
 from consent import selectors, services
 from consent.access import firewall
 from consent.access.models import Action
@@ -22,7 +20,6 @@ from consent.models import (
     CheckStage,
     ConsentMethod,
     ConsentScope,
-    ConsentTemplate,
     DischargeReason,
     GoalRaisedBy,
     HowHeard,
@@ -480,10 +477,9 @@ class ReferralFilter(filters.FilterSet):
         return selectors.search_referrals(queryset, value, exact=True)
 
 
-def _detail(referral_id, request, access="assigned"):
-    """Reload a referral the firewall has opened with everything under it (no further log: already logged)."""
-    referral = selectors.referral_detail().get(pk=referral_id)
-    return ReferralDetailOutput(referral, context={"request": request, "access": access}).data
+def _detail(referral, request, access="assigned"):
+    """The opened referral again, as it now stands, with everything under it (no further log: already logged)."""
+    return ReferralDetailOutput(selectors.opened_referral_detail(referral), context={"request": request, "access": access}).data
 
 
 CLINICIANS = [THERAPIST, LEAD]
@@ -527,8 +523,18 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     filterset_class = ReferralFilter
     parser_classes = parser_classes()
     serializer_class = ReferralOutput
-    # A refused assignment is logged as the grant or revoke it tried, not as a read.
-    actions_logged_as = {"assignments": Action.GRANT, "unassignment": Action.REVOKE}
+    # A refused write is logged as what it tried: a record, a withdrawal, a grant or revoke, not as a read.
+    actions_logged_as = {
+        "consents": Action.RECORD,
+        "withdrawals": Action.WITHDRAWAL,
+        "voluntariness_checks": Action.RECORD,
+        "discharge": Action.RECORD,
+        "decline": Action.RECORD,
+        "assignments": Action.GRANT,
+        "unassignment": Action.REVOKE,
+    }
+    writes = frozenset(actions_logged_as)
+    breaks_glass = frozenset({"break_glass"})
     purposes = {
         "consents": firewall.Purpose.CHANGE,
         "withdrawals": firewall.Purpose.CHANGE,
@@ -554,13 +560,11 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return Response(ReferralDetailOutput(referral, context={"request": request, "access": "assigned"}).data)
 
     def create(self, request, *args, **kwargs):
-        context = access_context(request)
+        context = self.access
         # Who may record comes first: a benefits-agency account is refused (and logged) before any parsing.
         services.require_recorder(context)
-        data = ReferralInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        site = Site.objects.select_related("provider").filter(pk=values["site"]).first()
+        values = parsed(ReferralInput, request.data)
+        site = site_by_id(values["site"])
         if site is None:
             raise serializers.ValidationError(
                 {"site": [f"No site {values['site']}; give the id of one of your organisation's sites (see /api/v1/sites/)."]}
@@ -574,24 +578,12 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             pathway=values["pathway"],
             **values["client"],
         )
-        return Response(_detail(referral.pk, request), status=status.HTTP_201_CREATED)
+        return Response(_detail(referral, request), status=status.HTTP_201_CREATED)
 
-    def _parse(self, request, input_class, pk) -> dict:
-        """The validated body, or a 400; but the firewall answers first for a referral the user may not change.
-
-        So a forbidden or unknown referral is a logged 404 whatever the body says, and nobody learns
-        anything from validation messages about a referral they cannot reach.
-        """
-        data = input_class(data=request.data)
-        if data.is_valid():
-            return dict(data.validated_data)
-        firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
-        raise serializers.ValidationError(data.errors)
-
-    def _record(self, request, input_class, service, pk, **extra):
-        values = self._parse(request, input_class, pk)
-        service(context=access_context(request), referral_id=pk, **values, **extra)
-        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
+    def _recorded(self, request, service, **values) -> Response:
+        """Hand the opened referral and the parsed body to the service; answer with the referral as it now stands."""
+        service(context=self.access, referral=self.referral, **values)
+        return Response(_detail(self.referral, request), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         tags=CLINICIANS,
@@ -608,15 +600,13 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def consents(self, request, pk=None):
-        values = self._parse(request, ConsentInput, pk)
-        template = ConsentTemplate.objects.filter(pk=values.pop("template")).first()
+        values = parsed(ConsentInput, request.data)
+        template = selectors.consent_template(values.pop("template"))
         if template is None:
-            firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
             raise serializers.ValidationError(
                 {"template": ["No such consent template; give the id of a template in force (see /api/v1/consent-templates/)."]}
             )
-        services.record_consent(context=access_context(request), referral_id=pk, template=template, **values)
-        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
+        return self._recorded(request, services.record_consent, template=template, **values)
 
     @extend_schema(
         tags=CLINICIANS,
@@ -632,15 +622,12 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def withdrawals(self, request, pk=None):
-        values = self._parse(request, WithdrawalInput, pk)
-        if "scopes" in values:
-            if values.pop("supersedes") is not None:
-                firewall.open_referral(access_context(request), pk, purpose=self.purpose(), action=Action.RECORD)
-                raise serializers.ValidationError({"supersedes": ["A withdrawal of uses supersedes nothing; leave it out."]})
-            services.record_scope_withdrawal(context=access_context(request), referral_id=pk, **values)
-        else:
-            services.record_withdrawal(context=access_context(request), referral_id=pk, **values)
-        return Response(_detail(pk, request), status=status.HTTP_201_CREATED)
+        values = parsed(WithdrawalInput, request.data)
+        if "scopes" not in values:
+            return self._recorded(request, services.record_withdrawal, **values)
+        if values.pop("supersedes") is not None:
+            raise serializers.ValidationError({"supersedes": ["A withdrawal of uses supersedes nothing; leave it out."]})
+        return self._recorded(request, services.record_scope_withdrawal, **values)
 
     @extend_schema(
         tags=CLINICIANS,
@@ -654,7 +641,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"], url_path="voluntariness-checks")
     def voluntariness_checks(self, request, pk=None):
-        return self._record(request, CheckInput, services.record_voluntariness_check, pk)
+        return self._recorded(request, services.record_voluntariness_check, **parsed(CheckInput, request.data))
 
     @extend_schema(
         tags=CLINICIANS,
@@ -665,7 +652,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def discharge(self, request, pk=None):
-        return self._record(request, DischargeInput, services.discharge_referral, pk)
+        return self._recorded(request, services.discharge_referral, **parsed(DischargeInput, request.data))
 
     @extend_schema(
         tags=CLINICIANS,
@@ -679,7 +666,7 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def decline(self, request, pk=None):
-        return self._record(request, DeclineInput, services.record_decline, pk)
+        return self._recorded(request, services.record_decline, **parsed(DeclineInput, request.data))
 
     # One record of each append-only kind can be read on its own; these routes accept GET only, so PUT,
     # PATCH and DELETE on a record answer 405: corrections are new records that supersede old ones.
@@ -734,18 +721,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"], url_path="break-glass")
     def break_glass(self, request, pk=None):
-        data = BreakGlassInput(data=request.data)
-        # The firewall decides first: a non-lead or an unknown id is a logged 404 whatever the body.
-        if not data.is_valid():
-            try:
-                # With no reason the firewall refuses a permitted lead before logging anything.
-                firewall.break_glass(access_context(request), pk, reason="")
-            except DjangoValidationError:
-                pass
-            raise serializers.ValidationError(data.errors)
-        referral = firewall.break_glass(
-            access_context(request), pk, reason=data.validated_data["reason"], base=selectors.referral_detail()
-        )
+        reason = parsed(BreakGlassInput, request.data)["reason"]
+        referral = firewall.break_glass(self.access, reason=reason, referral=self.referral)
         return Response(ReferralDetailOutput(referral, context={"request": request, "access": "break_glass"}).data)
 
     @extend_schema(
@@ -760,12 +737,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["post"])
     def assignments(self, request, pk=None):
-        data = AssignmentInput(data=request.data)
-        if not data.is_valid():
-            # The firewall answers first: anyone but a lead who may assign gets a logged 404 whatever the body.
-            self.get_object()
-            raise serializers.ValidationError(data.errors)
-        referral = firewall.assign_therapist(access_context(request), pk, _staff_member(data.validated_data["therapist"]))
+        therapist = account_by_username(parsed(AssignmentInput, request.data)["therapist"])
+        referral = firewall.assign_therapist(self.access, therapist=therapist, referral=self.referral)
         return Response({"assigned": list(firewall.assigned_therapists(referral).values_list("username", flat=True))}, status=201)
 
     @extend_schema(
@@ -779,12 +752,6 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     )
     @action(detail=True, methods=["delete"], url_path=r"assignments/(?P<username>[^/]{1,150})")
     def unassignment(self, request, pk=None, username=None):
-        firewall.unassign_therapist(access_context(request), pk, _staff_member(username))
+        firewall.unassign_therapist(self.access, therapist=account_by_username(username), referral=self.referral)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-def _staff_member(username: str):
-    """The account with this username, if any; the firewall says what is wrong with it after its own check."""
-    from colocation.models import User
-
-    return User.objects.select_related("staff_profile__organisation").filter(username=username).first()

@@ -21,6 +21,7 @@ from api.report_outputs import (
 )
 from api.schema import DPO, LEAD, REVIEWER
 from consent.access import firewall
+from consent.access.models import Action
 from consent.access.report_access import ReportRequest, record_report_request
 from consent.reports import selectors
 from consent.reports.periods import ACCEPTED_FORMS, period_of_pilot
@@ -85,7 +86,7 @@ class ReportRenderingView(ReportView):
 
 def _refuse_benefits_agency(request) -> None:
     """The firewall's rule, first: a benefits-agency account gets no figure about clients, logged as denied."""
-    firewall.refuse_list_if_not_allowed(access_context(request))
+    firewall.refuse_benefits_agency(access_context(request), action=Action.LIST)
 
 
 def _period_from(values, pilot):

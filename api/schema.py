@@ -267,7 +267,7 @@ def declared_query_parameters(view, method: str) -> dict[str, dict] | None:
     if _DECLARED_QUERY is None:
         with _BUILDING:
             if _DECLARED_QUERY is None:
-                from drf_spectacular.generators import SchemaGenerator
+                from drf_spectacular.generators import SchemaGenerator  # noqa: PLC0415 (loads every view: only when first asked)
 
                 collected: dict = {}
                 token = _COLLECTING.set(collected)

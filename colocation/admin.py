@@ -3,8 +3,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import ValidationError
 
-from colocation.models import ClinicalTeam, Organisation, Pilot, Site, StaffProfile, User
-from colocation.services import check_account_memberships
+from colocation.models import ClinicalTeam, Organisation, Pilot, Site, StaffProfile, User, check_account_memberships
 
 
 @admin.register(Organisation)

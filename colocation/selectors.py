@@ -2,7 +2,10 @@
 
 from django.db.models import QuerySet
 
-from colocation.models import Organisation, OrganisationKind, Pilot, Site, StaffProfile, User
+from colocation.models import Organisation, OrganisationKind, Pilot, Role, Site, StaffProfile, User
+
+# The roles that treat clients: they record referrals and may be assigned them.
+CLINICAL_ROLES = (Role.THERAPIST, Role.CLINICAL_LEAD)
 
 
 def staff_profile_of(user: User) -> StaffProfile | None:
@@ -28,6 +31,23 @@ def is_benefits_agency_account(user: User) -> bool:
     return organisation is not None and organisation.kind == OrganisationKind.BENEFITS_AGENCY
 
 
+def provider_profile_of(user: User) -> StaffProfile | None:
+    """The staff profile of an active account of a therapy provider, else None (a benefits agency's never)."""
+    if is_benefits_agency_account(user):
+        return None
+    profile = staff_profile_of(user)
+    # An account switched off keeps its grants until someone revokes them; it reaches nothing meanwhile.
+    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+        return None
+    return profile
+
+
+def clinician_profile_of(user: User) -> StaffProfile | None:
+    """The one answer to "is this a clinician of a provider?": a therapist's or clinical lead's profile, else None."""
+    profile = provider_profile_of(user)
+    return profile if profile is not None and profile.role in CLINICAL_ROLES else None
+
+
 def sites_list() -> QuerySet[Site]:
     return Site.objects.select_related("host_organisation", "provider").order_by("name", "pk")
 
@@ -44,8 +64,13 @@ def sites_run_by(organisation_id: int) -> QuerySet[Site]:
 def clinicians_of(organisation_id: int) -> QuerySet[User]:
     """Active therapists and clinical leads of an organisation, who may be assigned its clients."""
     return User.objects.filter(
-        is_active=True, staff_profile__organisation_id=organisation_id, staff_profile__role__in=("therapist", "clinical_lead")
+        is_active=True, staff_profile__organisation_id=organisation_id, staff_profile__role__in=CLINICAL_ROLES
     ).order_by("username")
+
+
+def site_by_id(site_id: int) -> Site | None:
+    """A site by id with its provider, or None (sites are not client data)."""
+    return Site.objects.select_related("provider").filter(pk=site_id).first()
 
 
 def account_by_username(username: str) -> User | None:

@@ -4,14 +4,15 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
+from consent import keys, receipts
+from consent.access import heads
+
 
 @register(Tags.security)
 def receipt_signing_key_check(app_configs, **kwargs):
     """In production, CONSENT_RECEIPT_SIGNING_KEY must hold an Ed25519 private key: every consent receipt is
     signed with it, and without it each receipt would fail. Run by `manage.py check`, by migrate (which
     `make serve-production` runs first) and by gunicorn before it serves (config/gunicorn.conf.py)."""
-    from consent import receipts
-
     if not receipts.in_production():
         return []
     try:
@@ -32,9 +33,6 @@ def access_log_key_check(app_configs, **kwargs):
     """In production, ACCESS_LOG_SIGNING_KEY must hold an Ed25519 private key: every write to the access log
     signs its chain head with it (consent.access.heads), and ACCESS_LOG_PUBLIC_KEYS, if set, must be Ed25519
     public keys. Without the key each access would fail closed."""
-    from consent import keys
-    from consent.access import heads
-
     if not keys.in_production():
         return []
     try:

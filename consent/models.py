@@ -318,7 +318,7 @@ class ConsentRecord(AppendOnlyRecord):
     def save(self, *args, **kwargs):
         # Derived, never typed in (like a template's body_sha256): the digest of the content as it is written.
         if self._state.adding:
-            from consent.receipts import seal
+            from consent.receipts import seal  # noqa: PLC0415 - see [tool.importlinter] (consent.models -> consent.receipts)
 
             self.content_sha256 = self.content_digest()
             self.content_signature = seal(self.content_sha256)

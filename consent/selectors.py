@@ -55,7 +55,7 @@ def _current(model, as_of: datetime | None, time_field: str) -> QuerySet:
 def voluntariness_annotations(as_of: datetime | None = None) -> dict:
     """SQL expressions behind a referral's voluntariness, optionally as it stood at `as_of`.
 
-    The one definition of the rule (DESIGN.md, Voluntariness of a referral): used for every referral the
+    The one definition of the rule (docs/architecture.md, "Voluntariness of a referral"): used for every referral the
     API returns and by the compliance report, so both always agree.
     """
     checks = _current(VoluntarinessCheck, as_of, "checked_at")
@@ -161,6 +161,31 @@ def referral_detail() -> QuerySet:
             "voluntariness_checks",
         )
     )
+
+
+def referral_with_provider() -> QuerySet:
+    """The base queryset of one referral and its provider (for its access history and exports)."""
+    return Referral.objects.select_related("provider")
+
+
+def referral_with_provider_and_site() -> QuerySet:
+    """The base queryset of one referral with its provider and site (for its consent's documents)."""
+    return Referral.objects.select_related("provider", "site")
+
+
+def opened_referral_detail(referral: Referral) -> Referral:
+    """A referral the firewall opened (or its recorder just created), read again with everything under it.
+
+    For the answer to a write on it; the opening was the logged access, so this read logs nothing.
+    """
+    if getattr(referral, "opened_for", None) is None:
+        raise TypeError(f"Referral {referral.pk} was not opened through the firewall: open it with firewall.open_referral.")
+    return referral_detail().get(pk=referral.pk)
+
+
+def consent_template(template_id: int) -> ConsentTemplate | None:
+    """A consent template by id, or None (templates are not client data)."""
+    return ConsentTemplate.objects.filter(pk=template_id).first()
 
 
 def latest_consent(referral: Referral) -> ConsentRecord | None:

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from colocation.models import OrganisationKind, Role, Site
-from colocation.selectors import is_benefits_agency_account, staff_profile_of
+from colocation.models import Site
+from colocation.selectors import clinician_profile_of, is_benefits_agency_account
 from consent.access import firewall
 from consent.access.log import AccessContext
 from consent.access.models import Action
@@ -153,13 +153,9 @@ def require_recorder(context: AccessContext):
     even parses a body, so such an account learns nothing from validation messages either.
     """
     if is_benefits_agency_account(context.user):
-        firewall.refuse_list_if_not_allowed(context, action=Action.CREATE)
-    profile = staff_profile_of(context.user)
-    if (
-        profile is None
-        or profile.role not in firewall.CLINICAL_ROLES
-        or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER
-    ):
+        firewall.refuse_benefits_agency(context, action=Action.CREATE)
+    profile = clinician_profile_of(context.user)
+    if profile is None:
         raise firewall.ClientDataRefused()
     return profile
 
@@ -174,6 +170,64 @@ def normalise_nhs_number(value: str) -> str:
             }
         )
     return digits
+
+
+def _check_client_fields(local_reference: str, nhs_number: str, year_of_birth: int | None, errors: dict) -> str:
+    """Add the client's own field errors; the NHS number as stored (digits only)."""
+    if nhs_number:
+        try:
+            nhs_number = normalise_nhs_number(nhs_number)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+    this_year = timezone.localdate().year
+    if year_of_birth is not None and not (this_year - 120 <= year_of_birth <= this_year - 16):
+        errors["year_of_birth"] = f"Give a year between {this_year - 120} and {this_year - 16} (adults only)."
+    if not local_reference:
+        errors["local_reference"] = "The provider's own reference for the client is required."
+    return nhs_number
+
+
+def _known_client(context: AccessContext, provider_id: int, local_reference: str, nhs_number: str, errors: dict):
+    """The provider's client with this local reference, if any, and whether the recorder cannot see them.
+
+    A client of the provider this recorder cannot see (a colleague's): the referral is recorded for them, as the
+    local reference says, but answers only with what was typed, whether the NHS number matches or not (no
+    oracle), and the DPO is alerted (README, "Known clients").
+    """
+    client = Client.objects.filter(provider_id=provider_id, local_reference=local_reference).first()
+    if client is None:
+        return None, False
+    if not firewall.client_identifiers_visible_to(context.user, client):
+        return client, True
+    # The recorder already sees this client's identifiers, so saying the number differs tells them nothing.
+    if nhs_number and client.nhs_number and client.nhs_number != nhs_number:
+        errors["nhs_number"] = "This local reference is already held for a client with a different NHS number."
+    return client, False
+
+
+def _new_client(provider_id: int, local_reference: str, nhs_number: str, year_of_birth: int | None) -> Client:
+    client = Client(provider_id=provider_id, local_reference=local_reference, nhs_number=nhs_number, year_of_birth=year_of_birth)
+    # The uniqueness of the local reference is the database's to enforce: a look-up here could pass in two
+    # racing requests alike, so the insert below is what decides.
+    client.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            client.save()
+    except IntegrityError:
+        # Another intake recorded this client between our look-up and now: theirs is the same person.
+        client = Client.objects.get(provider_id=provider_id, local_reference=local_reference)
+    return client
+
+
+def _check_referral_fields(profile, site: Site, referred_on: date, source_of_referral: str, errors: dict) -> None:
+    if site.provider_id != profile.organisation_id:
+        errors["site"] = f"Site {site.pk} is run by another provider; choose one of your organisation's sites."
+    _not_in_future(referred_on, "referred_on", errors)
+    if source_of_referral not in SOURCE_OF_REFERRAL:
+        errors["source_of_referral"] = (
+            f"{source_of_referral!r} is not a SourceOfReferralIAPT code; use one of {', '.join(SOURCE_OF_REFERRAL)} "
+            "(B1 for a self-referral)."
+        )
 
 
 @transaction.atomic
@@ -193,58 +247,18 @@ def create_referral(
     profile = require_recorder(context)
     errors: dict = {}
     client_errors: dict = {}
-    if site.provider_id != profile.organisation_id:
-        errors["site"] = f"Site {site.pk} is run by another provider; choose one of your organisation's sites."
-    _not_in_future(referred_on, "referred_on", errors)
-    if source_of_referral not in SOURCE_OF_REFERRAL:
-        errors["source_of_referral"] = (
-            f"{source_of_referral!r} is not a SourceOfReferralIAPT code; use one of {', '.join(SOURCE_OF_REFERRAL)} "
-            "(B1 for a self-referral)."
-        )
-    if nhs_number:
-        try:
-            nhs_number = normalise_nhs_number(nhs_number)
-        except ValidationError as error:
-            client_errors.update(error.message_dict)
-    this_year = timezone.localdate().year
-    if year_of_birth is not None and not (this_year - 120 <= year_of_birth <= this_year - 16):
-        client_errors["year_of_birth"] = f"Give a year between {this_year - 120} and {this_year - 16} (adults only)."
+    _check_referral_fields(profile, site, referred_on, source_of_referral, errors)
     local_reference = (local_reference or "").strip()
-    if not local_reference:
-        client_errors["local_reference"] = "The provider's own reference for the client is required."
-    client = None
-    known_unseen = False
-    if local_reference and not client_errors:
-        client = Client.objects.filter(provider_id=profile.organisation_id, local_reference=local_reference).first()
-        if client is not None and firewall.client_identifiers_visible_to(context.user, client):
-            # The recorder already sees this client's identifiers, so saying the number differs tells them nothing.
-            if nhs_number and client.nhs_number and client.nhs_number != nhs_number:
-                client_errors["nhs_number"] = "This local reference is already held for a client with a different NHS number."
-        elif client is not None:
-            # A client of the provider this recorder cannot see (a colleague's): the referral is recorded for them,
-            # as the local reference says, but answers only with what was typed, whether the NHS number matches or
-            # not (no oracle), and the DPO is alerted (README, "Known clients").
-            known_unseen = True
+    nhs_number = _check_client_fields(local_reference, nhs_number, year_of_birth, client_errors)
+    client, known_unseen = None, False
+    if not client_errors:
+        client, known_unseen = _known_client(context, profile.organisation_id, local_reference, nhs_number, client_errors)
     if client_errors:
         errors["client"] = client_errors
     if errors:
         raise FieldErrors(errors)
     if client is None:
-        client = Client(
-            provider_id=profile.organisation_id,
-            local_reference=local_reference,
-            nhs_number=nhs_number,
-            year_of_birth=year_of_birth,
-        )
-        # The uniqueness of the local reference is the database's to enforce: a look-up here could pass in two
-        # racing requests alike, so the insert below is what decides.
-        client.full_clean(validate_constraints=False)
-        try:
-            with transaction.atomic():
-                client.save()
-        except IntegrityError:
-            # Another intake recorded this client between our look-up and now: theirs is the same person.
-            client = Client.objects.get(provider_id=profile.organisation_id, local_reference=local_reference)
+        client = _new_client(profile.organisation_id, local_reference, nhs_number, year_of_birth)
     referral = Referral(
         client=client,
         provider_id=profile.organisation_id,
@@ -269,9 +283,28 @@ def create_referral(
     return referral
 
 
-def _open_for_change(context: AccessContext, referral_id, *, action=Action.RECORD) -> Referral:
-    # Locked: the rules below read the status and then write it.
-    return firewall.open_referral(context, referral_id, purpose=firewall.Purpose.CHANGE, action=action, lock=True)
+def _open_for_change(context: AccessContext, referral_id, referral: Referral | None, *, action=Action.RECORD) -> Referral:
+    """The referral a record is written on: opened by the HTTP layer and handed over, or opened here (locked)."""
+    return firewall.open_to_act(context, referral_id, referral=referral, purpose=firewall.Purpose.CHANGE, action=action)
+
+
+def _raise_if(errors: dict) -> None:
+    """Every problem of a record in one ValidationError, by field."""
+    if errors:
+        raise ValidationError(errors)
+
+
+def _save_record(context: AccessContext, referral: Referral, record, *, action=Action.RECORD, move_to: str | None = None):
+    """The end every record_* service shares: validate and save the record, move the referral's status if it
+    moves, and log the allowed action on the referral, all in the service's transaction."""
+    record.full_clean()
+    record.save()
+    refresh_voluntariness_flags(referral.pk, written=type(record))
+    if move_to is not None:
+        _move(referral, move_to)
+    # status 200, as the firewall logged an opened referral before the record existed.
+    firewall.record_allowed(context, referral, action=action)
+    return record
 
 
 def _check_supersedes(model, supersedes_id, referral: Referral, errors: dict) -> object | None:
@@ -285,11 +318,47 @@ def _check_supersedes(model, supersedes_id, referral: Referral, errors: dict) ->
     return previous
 
 
+def _check_acknowledgements(acknowledgements: dict[str, bool], errors: dict) -> None:
+    missing = [name for name in ACKNOWLEDGEMENTS if acknowledgements.get(name) is not True]
+    if missing:
+        errors["acknowledgements"] = [
+            f"{name} must be true: consent counts as explicit and voluntary only when the client has been told "
+            "and has acknowledged it." for name in missing
+        ]  # fmt: skip
+
+
+def _unknown_scopes(scopes: list[str]) -> list[str]:
+    """Scopes that are neither known nor a request to share with a benefits agency (which has its own message)."""
+    return [s for s in scopes if s not in ConsentScope.values and not asks_to_share_with_benefits_agency(s)]
+
+
+def _check_consent_scopes(scopes: list[str], errors: dict) -> None:
+    scope_errors = []
+    if any(asks_to_share_with_benefits_agency(s) for s in scopes):
+        scope_errors.append(SHARING_NOT_PERMITTED)
+    unknown = _unknown_scopes(scopes)
+    if unknown:
+        scope_errors.append(f"Unknown scope(s) {', '.join(map(str, unknown))}; accepted: {', '.join(ConsentScope.values)}.")
+    if ConsentScope.TREATMENT not in scopes:
+        scope_errors.append("The treatment scope is required: consent to therapy is what is being recorded.")
+    if scope_errors:
+        errors["scopes"] = scope_errors
+
+
+def _check_template_in_force(template: ConsentTemplate, given_at: datetime, errors: dict) -> None:
+    day = _local_day(given_at)
+    if template.effective_from > day or (template.effective_to and template.effective_to < day):
+        errors["template"] = (
+            f"Template {template} was not in force on {day.isoformat()}; choose one in force then (see /api/v1/consent-templates/)."
+        )
+
+
 @transaction.atomic
 def record_consent(
     *,
     context: AccessContext,
-    referral_id,
+    referral_id=None,
+    referral: Referral | None = None,
     template: ConsentTemplate,
     method: str,
     given_at: datetime,
@@ -301,59 +370,34 @@ def record_consent(
 
     With `supersedes`, the record corrects an earlier one of this referral and the status stays as it is.
     """
-    referral = _open_for_change(context, referral_id)
+    referral = _open_for_change(context, referral_id, referral)
     errors: dict = {}
-    missing = [name for name in ACKNOWLEDGEMENTS if acknowledgements.get(name) is not True]
-    if missing:
-        errors["acknowledgements"] = [
-            f"{name} must be true: consent counts as explicit and voluntary only when the client has been told "
-            "and has acknowledged it." for name in missing
-        ]  # fmt: skip
-    sharing = [s for s in scopes if asks_to_share_with_benefits_agency(s)]
-    unknown = [s for s in scopes if s not in ConsentScope.values and s not in sharing]
-    scope_errors = []
-    if sharing:
-        scope_errors.append(SHARING_NOT_PERMITTED)
-    if unknown:
-        scope_errors.append(f"Unknown scope(s) {', '.join(map(str, unknown))}; accepted: {', '.join(ConsentScope.values)}.")
-    if ConsentScope.TREATMENT not in scopes:
-        scope_errors.append("The treatment scope is required: consent to therapy is what is being recorded.")
-    if scope_errors:
-        errors["scopes"] = scope_errors
+    _check_acknowledgements(acknowledgements, errors)
+    _check_consent_scopes(scopes, errors)
     _not_in_future(given_at, "given_at", errors)
     _not_before_referral(given_at, "given_at", referral, "Consent", errors)
-    day = _local_day(given_at)
-    if template.effective_from > day or (template.effective_to and template.effective_to < day):
-        errors["template"] = (
-            f"Template {template} was not in force on {day.isoformat()}; choose one in force then (see /api/v1/consent-templates/)."
-        )
+    _check_template_in_force(template, given_at, errors)
     if supersedes is None:
         _check_transition(referral, ReferralStatus.ACTIVE, errors)
     elif referral.status == ReferralStatus.DECLINED:
         errors["referral"] = "The client declined after it was explained; there is no consent to correct."
     previous = _check_supersedes(ConsentRecord, supersedes, referral, errors)
-    if errors:
-        raise ValidationError(errors)
+    _raise_if(errors)
     record = ConsentRecord(
         referral=referral, template=template, method=method, given_at=given_at, scopes=list(dict.fromkeys(scopes)),
         recorded_by=context.user, supersedes=previous,
         **dict.fromkeys(ACKNOWLEDGEMENTS, True),
     )  # fmt: skip
-    record.full_clean()
-    record.save()
-    refresh_voluntariness_flags(referral.pk, written=ConsentRecord)
-    if supersedes is None:
-        # A correction fixes what was recorded; it does not undo a withdrawal or a discharge that followed.
-        _move(referral, ReferralStatus.ACTIVE)
-    return record
+    # A correction fixes what was recorded; it does not undo a withdrawal or a discharge that followed.
+    return _save_record(context, referral, record, move_to=ReferralStatus.ACTIVE if supersedes is None else None)
 
 
 @transaction.atomic
 def record_withdrawal(
-    *, context: AccessContext, referral_id, withdrawn_at: datetime, reason: str, supersedes: int | None = None
+    *, context: AccessContext, referral_id=None, referral: Referral | None = None, withdrawn_at: datetime, reason: str, supersedes: int | None = None
 ) -> Withdrawal:
     """The client withdraws consent, free to do so at any time with no consequence."""
-    referral = _open_for_change(context, referral_id, action=Action.WITHDRAWAL)
+    referral = _open_for_change(context, referral_id, referral, action=Action.WITHDRAWAL)
     errors: dict = {}
     _not_in_future(withdrawn_at, "withdrawn_at", errors)
     _not_before_referral(withdrawn_at, "withdrawn_at", referral, "A withdrawal", errors)
@@ -364,28 +408,23 @@ def record_withdrawal(
     consent = latest_consent(referral)
     if "withdrawn_at" not in errors and consent is not None and withdrawn_at < consent.given_at:
         errors["withdrawn_at"] = f"A withdrawal cannot come before the consent it withdraws ({consent.given_at.isoformat()})."
-    if errors:
-        raise ValidationError(errors)
+    _raise_if(errors)
     withdrawal = Withdrawal(
         referral=referral, withdrawn_at=withdrawn_at, reason=reason, recorded_by=context.user, supersedes=previous
     )
-    withdrawal.full_clean()
-    withdrawal.save()
-    refresh_voluntariness_flags(referral.pk, written=Withdrawal)
-    _move(referral, ReferralStatus.WITHDRAWN)
-    return withdrawal
+    return _save_record(context, referral, withdrawal, action=Action.WITHDRAWAL, move_to=ReferralStatus.WITHDRAWN)
 
 
 @transaction.atomic
 def record_scope_withdrawal(
-    *, context: AccessContext, referral_id, scopes: list[str], withdrawn_at: datetime, reason: str
+    *, context: AccessContext, referral_id=None, referral: Referral | None = None, scopes: list[str], withdrawn_at: datetime, reason: str
 ) -> list[ScopeWithdrawal]:
     """The client takes back one or more uses of their data (say, contact by SMS) and stays in therapy.
 
     One append-only record per use. The episode goes on: its status is unchanged and it can still be
     discharged. Treatment is not a use that can be withdrawn on its own: that is withdrawing from therapy.
     """
-    referral = _open_for_change(context, referral_id, action=Action.WITHDRAWAL)
+    referral = _open_for_change(context, referral_id, referral, action=Action.WITHDRAWAL)
     errors: dict = {}
     scopes = list(dict.fromkeys(scopes or []))
     state = consent_state(referral)
@@ -394,7 +433,7 @@ def record_scope_withdrawal(
         scope_errors.append("Choose at least one use to withdraw, or withdraw from therapy altogether.")
     if any(asks_to_share_with_benefits_agency(scope) for scope in scopes):
         scope_errors.append(SHARING_NOT_PERMITTED)
-    unknown = [s for s in scopes if s not in ConsentScope.values and not asks_to_share_with_benefits_agency(s)]
+    unknown = _unknown_scopes(scopes)
     if unknown:
         scope_errors.append(f"Unknown use(s) {', '.join(map(str, unknown))}; accepted: {', '.join(ConsentScope.values)}.")
     if ConsentScope.TREATMENT in scopes:
@@ -418,14 +457,14 @@ def record_scope_withdrawal(
     _not_before_referral(withdrawn_at, "withdrawn_at", referral, "A withdrawal", errors)
     if "withdrawn_at" not in errors and state.consent is not None and withdrawn_at < state.consent.given_at:
         errors["withdrawn_at"] = f"A withdrawal cannot come before the consent it withdraws ({state.consent.given_at.isoformat()})."
-    if errors:
-        raise ValidationError(errors)
+    _raise_if(errors)
     rows = []
     for scope in known:
         row = ScopeWithdrawal(referral=referral, scope=scope, withdrawn_at=withdrawn_at, reason=reason, recorded_by=context.user)
         row.full_clean()
         row.save()
         rows.append(row)
+    firewall.record_allowed(context, referral, action=Action.WITHDRAWAL)
     return rows
 
 
@@ -433,7 +472,8 @@ def record_scope_withdrawal(
 def record_voluntariness_check(
     *,
     context: AccessContext,
-    referral_id,
+    referral_id=None,
+    referral: Referral | None = None,
     checked_at: datetime,
     stage: str,
     told_attendance_required: bool,
@@ -444,67 +484,49 @@ def record_voluntariness_check(
     supersedes: int | None = None,
 ) -> VoluntarinessCheck:
     """Record a check that the referral is still voluntary; what it finds is never refused."""
-    referral = _open_for_change(context, referral_id)
+    referral = _open_for_change(context, referral_id, referral)
     errors: dict = {}
     _not_in_future(checked_at, "checked_at", errors)
     _not_before_referral(checked_at, "checked_at", referral, "A check", errors)
     if referral.status == ReferralStatus.DECLINED:
         errors["referral"] = "The client declined after it was explained; there is no episode to check."
     previous = _check_supersedes(VoluntarinessCheck, supersedes, referral, errors)
-    if errors:
-        raise ValidationError(errors)
+    _raise_if(errors)
     check = VoluntarinessCheck(
         referral=referral, checked_at=checked_at, stage=stage, told_attendance_required=told_attendance_required,
         sanction_mentioned=sanction_mentioned, feels_free_to_stop=feels_free_to_stop,
         goals_set_by_client=goals_set_by_client, employment_goal_raised_by=employment_goal_raised_by,
         recorded_by=context.user, supersedes=previous,
     )  # fmt: skip
-    check.full_clean()
-    check.save()
-    refresh_voluntariness_flags(referral.pk, written=VoluntarinessCheck)
-    return check
+    return _save_record(context, referral, check)
 
 
 @transaction.atomic
-def record_decline(*, context: AccessContext, referral_id, declined_on: date) -> Decline:
+def record_decline(*, context: AccessContext, referral_id=None, referral: Referral | None = None, declined_on: date) -> Decline:
     """The client decided not to go ahead after it was explained: recorded and counted, never dropped."""
-    referral = _open_for_change(context, referral_id)
+    referral = _open_for_change(context, referral_id, referral)
     errors: dict = {}
     _not_in_future(declined_on, "declined_on", errors)
     _not_before_referral(declined_on, "declined_on", referral, "A decline", errors)
     _check_transition(referral, ReferralStatus.DECLINED, errors)
-    if errors:
-        raise ValidationError(errors)
+    _raise_if(errors)
     decline = Decline(referral=referral, declined_on=declined_on, recorded_by=context.user)
-    decline.full_clean()
-    decline.save()
-    refresh_voluntariness_flags(referral.pk, written=Decline)
-    _move(referral, ReferralStatus.DECLINED)
-    return decline
+    return _save_record(context, referral, decline, move_to=ReferralStatus.DECLINED)
 
 
 @transaction.atomic
-def discharge_referral(*, context: AccessContext, referral_id, discharged_on: date, reason: str) -> Discharge:
+def discharge_referral(*, context: AccessContext, referral_id=None, referral: Referral | None = None, discharged_on: date, reason: str) -> Discharge:
     """End the episode."""
-    referral = _open_for_change(context, referral_id)
+    referral = _open_for_change(context, referral_id, referral)
     errors: dict = {}
     _not_in_future(discharged_on, "discharged_on", errors)
     _not_before_referral(discharged_on, "discharged_on", referral, "A discharge", errors)
     _check_transition(referral, ReferralStatus.DISCHARGED, errors)
-    if errors:
-        raise ValidationError(errors)
+    _raise_if(errors)
     discharge = Discharge(referral=referral, discharged_on=discharged_on, reason=reason, recorded_by=context.user)
-    discharge.full_clean()
-    discharge.save()
-    _move(referral, ReferralStatus.DISCHARGED)
-    return discharge
+    return _save_record(context, referral, discharge, move_to=ReferralStatus.DISCHARGED)
 
 
 def may_record_referrals(user) -> bool:
-    profile = staff_profile_of(user)
-    return (
-        profile is not None
-        and not is_benefits_agency_account(user)
-        and profile.role in (Role.THERAPIST, Role.CLINICAL_LEAD)
-        and profile.organisation.kind == OrganisationKind.THERAPY_PROVIDER
-    )
+    """Whether the user may record referrals: a clinician of a therapy provider."""
+    return clinician_profile_of(user) is not None

@@ -334,35 +334,43 @@ class Adversary:
                 known = [self.var(months, scope, f"voluntariness/{s}") for s in ("voluntary", "concern", "not_voluntary")]
                 self.equalities.append((self.var(("known", months, scope), None, ""), known))
         for months in sets:
-            singles = [frozenset([m]) for m in sorted(months)]
-            inner = [s for s in sets if s < months and len(s) > 1]
-            tilings = [singles, *self._tilings(months, inner)] if len(months) > 1 else []
-            for scope in scopes:
-                for metric in self.metrics:
-                    whole = self.var(months, scope, metric)
-                    for tiling in tilings:
-                        parts = [self.var(s, scope, metric) for s in tiling]
-                        if metric in ADDS_UP:
-                            self._sum(whole, parts)
-                        elif metric in GROWS:
-                            self.at_least_sum.append((whole, parts))
-                # Those known at the end of each month are still known at the end of the period.
-                for tiling in tilings:
-                    self.at_least_sum.append((self.var(("known", months, scope), None, ""),
-                                              [self.var(("known", s, scope), None, "") for s in tiling]))  # fmt: skip
+            self._across_time(months, sets, scopes)
+            self._within_a_period(months, scopes)
+
+    def _across_time(self, months: frozenset, sets: list[frozenset], scopes: list) -> None:
+        """A period against the smaller published periods that tile it."""
+        singles = [frozenset([m]) for m in sorted(months)]
+        inner = [s for s in sets if s < months and len(s) > 1]
+        tilings = [singles, *self._tilings(months, inner)] if len(months) > 1 else []
+        for scope in scopes:
             for metric in self.metrics:
-                self._sum(self.var(months, "total", metric), [self.var(months, s, metric) for s in self.world.sites])
-            for scope in scopes:
-                received = self.var(months, scope, "referrals_received")
-                for breakdown, categories in BREAKDOWNS.items():
-                    self._sum(received, [self.var(months, scope, f"{breakdown}/{c}") for c in categories])
-                for flag in FLAGS:
-                    self.at_most.append((self.var(months, scope, flag), received))
-                pressured, withdrawn = (self.var(months, scope, f) for f in ("withdrawals_citing_pressure", "withdrawals"))
-                self.at_most.append((pressured, withdrawn))
-                known_total = self.var(("known", months, scope), None, "")
-                for flag in ("explicit_consent", "intake_check_recorded"):
-                    self.at_most.append((known_total, self.var(months, scope, flag)))
+                whole = self.var(months, scope, metric)
+                for tiling in tilings:
+                    parts = [self.var(s, scope, metric) for s in tiling]
+                    if metric in ADDS_UP:
+                        self._sum(whole, parts)
+                    elif metric in GROWS:
+                        self.at_least_sum.append((whole, parts))
+            # Those known at the end of each month are still known at the end of the period.
+            for tiling in tilings:
+                self.at_least_sum.append((self.var(("known", months, scope), None, ""),
+                                          [self.var(("known", s, scope), None, "") for s in tiling]))  # fmt: skip
+
+    def _within_a_period(self, months: frozenset, scopes: list) -> None:
+        """Sites add up to the total; breakdowns to the referrals received; flags stay within their whole."""
+        for metric in self.metrics:
+            self._sum(self.var(months, "total", metric), [self.var(months, s, metric) for s in self.world.sites])
+        for scope in scopes:
+            received = self.var(months, scope, "referrals_received")
+            for breakdown, categories in BREAKDOWNS.items():
+                self._sum(received, [self.var(months, scope, f"{breakdown}/{c}") for c in categories])
+            for flag in FLAGS:
+                self.at_most.append((self.var(months, scope, flag), received))
+            pressured, withdrawn = (self.var(months, scope, f) for f in ("withdrawals_citing_pressure", "withdrawals"))
+            self.at_most.append((pressured, withdrawn))
+            known_total = self.var(("known", months, scope), None, "")
+            for flag in ("explicit_consent", "intake_check_recorded"):
+                self.at_most.append((known_total, self.var(months, scope, flag)))
 
     @staticmethod
     def _tilings(months: frozenset, inner: list[frozenset]) -> list[list[frozenset]]:

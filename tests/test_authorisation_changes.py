@@ -15,7 +15,7 @@ from consent.access.models import AccessEvent, ReferralGroupObjectPermission, Re
 from consent.models import ConsentTemplate
 from tests.conftest import api_client
 from tests.factories import ConsentTemplateFactory
-from tests.test_fail_closed import BREAK, MEND, _run
+from tests.helpers import ACCESS_LOG_DOWN, ACCESS_LOG_MENDED, admin_form, run_statements
 
 
 @pytest.fixture
@@ -161,9 +161,8 @@ def test_consent_template_changes_are_events_for_every_providers_dpo(world, chan
 def test_a_change_made_in_the_admin_names_the_administrator_and_the_request(world, client, changes):
     client.force_login(world.admin)
     url = f"/admin/colocation/user/{world.unassigned_therapist.pk}/change/"
-    from tests.test_benefits_agency_stays import _form
 
-    data = _form(client, url)
+    data = admin_form(client, url)
     data.pop("is_active", None)  # unticked: the account is switched off
     response = client.post(url, data)
     assert response.status_code == 302
@@ -178,7 +177,7 @@ def test_a_change_made_in_the_admin_names_the_administrator_and_the_request(worl
 
 
 def test_a_change_whose_event_cannot_be_written_does_not_happen(world):
-    _run(BREAK[connection.vendor])
+    run_statements(ACCESS_LOG_DOWN[connection.vendor])
     try:
         with pytest.raises(AccessLogUnavailable), transaction.atomic():
             world.therapist.is_superuser = True
@@ -186,6 +185,6 @@ def test_a_change_whose_event_cannot_be_written_does_not_happen(world):
         with pytest.raises(AccessLogUnavailable), transaction.atomic():
             world.unassigned_therapist.groups.add(world.team.group)
     finally:
-        _run(MEND[connection.vendor])
+        run_statements(ACCESS_LOG_MENDED[connection.vendor])
     assert not User.objects.get(pk=world.therapist.pk).is_superuser
     assert not world.unassigned_therapist.groups.exists()

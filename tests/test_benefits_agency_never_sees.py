@@ -21,9 +21,9 @@ from colocation.models import User
 from consent.access.models import AccessEvent, ReferralGroupObjectPermission, ReferralUserObjectPermission
 from consent.models import Referral
 from tests.conftest import PASSWORD, api_client
-from tests.test_permission_matrix import MATRIX, build_scene
+from tests.endpoints import MATRIX, build_scene
 
-# Operations that carry no client data and that a work coach may use (DESIGN.md, Who uses it): signing
+# Operations that carry no client data and that a work coach may use (docs/architecture.md, "Who uses it"): signing
 # in, its own details, sites and pilots. Consent templates are not client data either; the list is empty
 # for anyone who does not record referrals.
 NOT_CLIENT_DATA = {

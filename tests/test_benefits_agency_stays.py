@@ -7,7 +7,6 @@ permissions in the user form with its inline profile; the organisation's kind) i
 gets 403 on every client-data list.
 """
 
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -17,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from colocation.models import Organisation, OrganisationKind, Role, StaffProfile, User
 from consent.access.models import AccessEvent
 from tests.conftest import PASSWORD, api_client
+from tests.helpers import admin_form
 
 CLIENT_DATA_LISTS = ("/api/v1/referrals/", "/api/v1/access-events/", "/api/v1/access-events/alerts/")
 
@@ -173,44 +173,6 @@ def test_a_work_coach_joins_no_group_and_holds_no_permission_in_the_database(wor
 # ---- acceptance 2: every admin change form --------------------------------------------------------------------
 
 
-class _Form(HTMLParser):
-    """The fields of the admin's change form as a browser would submit them unchanged."""
-
-    def __init__(self):
-        super().__init__()
-        self.data: dict[str, list[str]] = {}
-        self._select = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        name = a.get("name")
-        if tag == "input" and name and a.get("type") not in ("submit", "button", "file"):
-            if a.get("type") in ("checkbox", "radio"):
-                if "checked" in a:
-                    self.data.setdefault(name, []).append(a.get("value", "on"))
-            else:
-                self.data.setdefault(name, []).append(a.get("value", ""))
-        elif tag == "select" and name:
-            self._select = name
-            self.data.setdefault(name, [])
-        elif tag == "option" and self._select and "selected" in a:
-            self.data[self._select].append(a.get("value", ""))
-        elif tag == "textarea" and name:
-            self.data.setdefault(name, []).append("")
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
-
-
-def _form(client, url) -> dict:
-    page = client.get(url)
-    assert page.status_code == 200
-    parser = _Form()
-    parser.feed(page.content.decode())
-    return {name: values for name, values in parser.data.items() if name != "csrfmiddlewaretoken"}
-
-
 @pytest.fixture
 def admin_client(world, client):
     client.force_login(world.admin)
@@ -223,7 +185,7 @@ def _user_url(world):
 
 def test_the_admins_user_form_saves_the_work_coach_unchanged(world, admin_client):
     # The baseline: the same form, submitted as it came, is accepted, so each refusal below is the rule's.
-    data = _form(admin_client, _user_url(world))
+    data = admin_form(admin_client, _user_url(world))
     assert "staff_profile-0-organisation" in data
     response = admin_client.post(_user_url(world), data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -242,7 +204,7 @@ CHANGES = {
 
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_each_change_to_a_work_coach_in_the_admins_user_form_is_refused(world, admin_client, change):
-    data = _form(admin_client, _user_url(world))
+    data = admin_form(admin_client, _user_url(world))
     values = {"kent": world.kent.pk, "team_group": world.team.group_id,
               "view_referral": Permission.objects.get(codename="view_referral").pk}  # fmt: skip
     data.update({name: [v.format(**values) for v in new] for name, new in CHANGES[change].items()})
@@ -261,7 +223,7 @@ def test_each_change_to_a_work_coach_in_the_admins_user_form_is_refused(world, a
 
 def test_the_admins_organisation_form_refuses_to_change_a_benefits_agencys_kind(world, admin_client):
     url = f"/admin/colocation/organisation/{world.agency.pk}/change/"
-    data = _form(admin_client, url)
+    data = admin_form(admin_client, url)
     assert admin_client.post(url, data).status_code == 302  # unchanged: accepted
     before = _rows(world)
     for kind in ("other", "therapy_provider"):

@@ -10,12 +10,13 @@ from django.test.utils import CaptureQueriesContext
 
 from consent import services
 from consent.access.log import AccessContext
-from consent.models import Client, ConsentRecord, Referral, VoluntarinessCheck
+from consent.models import Referral
 from consent.reports.metrics import pilot_figures
 from consent.reports.periods import parse_period
 from consent.reports.report import compliance_report
 from tests.conftest import PASSWORD, api_client, give_consent, intake_check, make_referral
-from tests.factories import ACKNOWLEDGED, at
+from tests.factories import at
+from tests.helpers import bulk_referrals
 
 STAR = "*"
 Q4 = parse_period("2026-Q4")
@@ -312,34 +313,6 @@ def test_it_counts_every_referral_in_the_period_whatever_its_status_or_pathway(w
         assert sum(getattr(figures.total, breakdown).values()) == 21, breakdown
 
 
-def _bulk_referrals(world, n: int) -> None:
-    """n referrals with consent and an intake check, written in bulk (no services: this is about reading)."""
-    clients = Client.objects.bulk_create(
-        [Client(provider=world.kent, local_reference=f"BULK-{n}-{i}") for i in range(n)], batch_size=500
-    )
-    pathways = ("self_referral", "signposted_by_work_coach", "mandated_assessment")
-    referrals = Referral.objects.bulk_create(
-        [
-            Referral(client=c, provider=world.kent, site=world.site, referred_on=date(2026, 7 + i % 3, 1 + i % 28),
-                     source_of_referral=("B1", "M5", "A1")[i % 3], how_heard="leaflet_or_poster",
-                     pathway=pathways[i % 3], status="active", recorded_by=world.therapist)
-            for i, c in enumerate(clients)
-        ],
-        batch_size=500,
-    )  # fmt: skip
-    ConsentRecord.objects.bulk_create(
-        [ConsentRecord(referral=r, template=world.template, given_at=at(r.referred_on), method="verbal",
-                       scopes=["treatment"], recorded_by=world.therapist, **ACKNOWLEDGED) for r in referrals],
-        batch_size=500,
-    )  # fmt: skip
-    VoluntarinessCheck.objects.bulk_create(
-        [VoluntarinessCheck(referral=r, checked_at=at(r.referred_on, 11), stage="intake", told_attendance_required=False,
-                            sanction_mentioned=False, feels_free_to_stop=True, goals_set_by_client=True,
-                            employment_goal_raised_by="nobody", recorded_by=world.therapist) for r in referrals],
-        batch_size=500,
-    )  # fmt: skip
-
-
 def _queries_for_report(world) -> tuple[int, dict]:
     Referral.objects.update(record_key=0)
     with CaptureQueriesContext(connection) as captured:
@@ -348,9 +321,9 @@ def _queries_for_report(world) -> tuple[int, dict]:
 
 
 def test_it_costs_the_same_number_of_queries_for_10_and_1000_referrals(world):
-    _bulk_referrals(world, 10)
+    bulk_referrals(world, 10)
     small, small_report = _queries_for_report(world)
-    _bulk_referrals(world, 990)
+    bulk_referrals(world, 990)
     large, large_report = _queries_for_report(world)
     assert small == large
     # 10 bulk referrals + the world's two (12); then 1,002. Every record key 0 here, so each cell key is 0.

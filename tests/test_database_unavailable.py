@@ -19,9 +19,9 @@ from django.db import OperationalError, close_old_connections, connections
 from django.test import Client as BrowserClient
 from rest_framework.test import APIClient
 
-import api.errors
+import consent.access.refusals
 from tests.conftest import api_client, postgres_only
-from tests.test_referral_intake import body as intake_body
+from tests.helpers import intake_body
 
 LOST = "server closed the connection unexpectedly"
 REFUSED = 'connection to server at "127.0.0.1", port 5432 failed: Connection refused'
@@ -143,22 +143,22 @@ def test_losing_the_database_while_writing_the_access_log_is_the_logs_503(world)
     assert all_rows() == before
 
 
-def test_losing_the_database_in_the_exception_handler_is_a_503(world, monkeypatch):
-    # A refused attempt reaches the exception handler, which makes its denied events stick: the database goes
-    # there, after the view has given up, so the failure leaves DRF and reaches the middleware.
-    keep_refusal_logged = api.errors.keep_refusal_logged
+def test_losing_the_database_while_logging_a_refusal_after_its_rollback_is_a_503(world, monkeypatch):
+    # A refused attempt's denied events are written again once the request has rolled back, outside the view: the
+    # database goes there, so the failure reaches the middleware, and the refusal is not answered without its log.
+    log_refusal = consent.access.refusals.log_refusal
 
     def in_an_outage(refusal):
         with lost_at(""):
-            keep_refusal_logged(refusal)
+            log_refusal(refusal)
 
-    monkeypatch.setattr(api.errors, "keep_refusal_logged", in_an_outage)
+    monkeypatch.setattr(consent.access.refusals, "log_refusal", in_an_outage)
     client = api_client(world.work_coach)
     before = all_rows()
 
     response = client.get(f"/api/v1/referrals/{world.referral.pk}/")
 
-    assert_503_json(response)
+    assert_503_json(response, code="access_log_unavailable", retry_after="30")
     # The whole request rolled back, its denied event with it: the database that would keep it was gone.
     assert all_rows() == before
 

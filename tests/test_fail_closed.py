@@ -6,36 +6,15 @@ from django.db import connection
 from consent.access.models import AccessEvent
 from consent.models import Client, ConsentRecord, Referral
 from tests.conftest import PASSWORD, api_client
-
-BREAK = {
-    "sqlite": [
-        "CREATE TRIGGER access_log_down BEFORE INSERT ON access_accessevent "
-        "BEGIN SELECT RAISE(ABORT, 'access log storage unavailable'); END;"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION access_log_down() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION 'access log storage unavailable'; END; $$;",
-        "CREATE TRIGGER access_log_down BEFORE INSERT ON access_accessevent FOR EACH ROW EXECUTE FUNCTION access_log_down();",
-    ],
-}
-MEND = {
-    "sqlite": ["DROP TRIGGER access_log_down;"],
-    "postgresql": ["DROP TRIGGER access_log_down ON access_accessevent;", "DROP FUNCTION access_log_down();"],
-}
-
-
-def _run(statements):
-    with connection.cursor() as cursor:
-        for sql in statements:
-            cursor.execute(sql)
+from tests.helpers import ACCESS_LOG_DOWN, ACCESS_LOG_MENDED, run_statements
 
 
 @pytest.fixture
 def log_down(world):
     """The event table refuses every insert (as a full disk or a revoked grant would), inside the test's transaction."""
-    _run(BREAK[connection.vendor])
+    run_statements(ACCESS_LOG_DOWN[connection.vendor])
     yield world
-    _run(MEND[connection.vendor])
+    run_statements(ACCESS_LOG_MENDED[connection.vendor])
 
 
 def _identifiers(world):
@@ -127,9 +106,9 @@ def test_a_refused_attempt_is_not_answered_as_if_logged(log_down):
 
 
 def test_once_the_log_is_back_reads_work_again(world):
-    _run(BREAK[connection.vendor])
+    run_statements(ACCESS_LOG_DOWN[connection.vendor])
     assert api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/").status_code == 503
-    _run(MEND[connection.vendor])
+    run_statements(ACCESS_LOG_MENDED[connection.vendor])
 
     response = api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/")
 

@@ -1,7 +1,7 @@
 """The firewall's rules: who reaches which referral for which purpose, and who can never be granted one.
 
 One function (`referrals_visible_to`) answers for lists and details alike; these tests hold it to the
-roles in DESIGN.md, and hold the API to answering another provider's therapist exactly as it answers
+roles in docs/architecture.md ("Who uses it"), and hold the API to answering another provider's therapist exactly as it answers
 for a referral that does not exist.
 """
 
@@ -205,15 +205,14 @@ def test_a_referral_of_a_team_without_a_group_grant_is_seen_only_by_its_recorder
     assert not referrals_visible_to(world.lead).filter(pk=referral.pk).exists()
 
 
-def test_a_refusal_rolled_back_with_its_savepoint_is_written_again_once_and_the_chain_still_verifies(world):
+def test_a_refusal_rolled_back_with_its_transaction_is_written_again_and_the_chain_still_verifies(world):
     context = AccessContext.for_command(world.other_provider_therapist, "test")
     denied = AccessEvent.objects.filter(outcome="denied", chain=world.kent)
     with pytest.raises(firewall.ReferralNotFound) as refused:
-        with transaction.atomic():  # as a service's own transaction would be
+        with transaction.atomic():  # as the request's transaction, or a service's, would be
             firewall.open_referral(context, world.referral.pk, purpose=Purpose.CHANGE)
     assert not denied.exists()
-    firewall.keep_refusal_logged(refused.value)
-    firewall.keep_refusal_logged(refused.value)  # a second layer of the same request asking again
+    firewall.log_refusal(refused.value.refusal)
     assert denied.count() == 1
     assert verify_chain(organisation_ids=[world.kent.pk]).verified
 

@@ -24,6 +24,8 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from consent.receipts import verify_receipt
 from tests.conftest import PASSWORD, give_consent
 
+pytestmark = pytest.mark.slow
+
 PACKAGE = "colocation_api_client"
 BASE_URL = "http://testserver"
 REFERRED_ON = date(2026, 10, 1)

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from tests.conftest import api_client
-from tests.test_permission_matrix import MATRIX, SIDES, build_scene, project_patterns
+from tests.endpoints import MATRIX, SIDES, build_scene, project_patterns
 
 ROLES = ("anonymous", "therapist", "lead", "dpo", "other_provider_dpo", "reviewer", "work_coach", "admin")
 FORMATS = ("", "format=json", "format=csv", "format=html", "format=fhir", "format=api")

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STARTUP_LIMIT = 240  # seconds: migrate and collectstatic run first, and CI machines can be busy
 PROBE_PASSWORD = secrets.token_urlsafe(16)
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow] + [pytest.mark.skipif(
     connection.vendor == "postgresql", reason="served once per CI run, on its own SQLite database (the SQLite run)"
-)
+)]
 
 
 def free_port() -> int:

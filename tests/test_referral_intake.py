@@ -12,6 +12,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 from consent.access.models import ReferralGroupObjectPermission, ReferralUserObjectPermission
 from consent.models import Client, ConsentRecord, Referral, VoluntarinessCheck, Withdrawal
 from tests.conftest import api_client, give_consent, intake_check, make_referral
+from tests.helpers import intake_body
 
 URL = "/api/v1/referrals/"
 COUNTED = (
@@ -24,26 +25,12 @@ def counts() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in COUNTED}
 
 
-def body(world, **changes) -> dict:
-    data = {
-        "client": {"local_reference": "KTT-000999", "nhs_number": "9434765919", "year_of_birth": 1979},
-        "site": world.site.pk,
-        "referred_on": "2026-09-14",
-        "source_of_referral": "B1",
-        "how_heard": "work_coach_suggested",
-        "pathway": "signposted_by_work_coach",
-    }
-    for key, value in changes.items():
-        if key.startswith("client__"):
-            data["client"][key.removeprefix("client__")] = value
-        else:
-            data[key] = value
-    return data
+
 
 
 def test_it_creates_the_client_and_the_referral_in_one_post(world):
     before = counts()
-    response = api_client(world.therapist).post(URL, body(world), format="json")
+    response = api_client(world.therapist).post(URL, intake_body(world), format="json")
     assert response.status_code == 201, response.json()
     payload = response.json()
     after = counts()
@@ -76,13 +63,13 @@ def test_it_creates_the_client_and_the_referral_in_one_post(world):
 
 
 def test_it_accepts_an_nhs_number_written_with_spaces_and_stores_digits(world):
-    response = api_client(world.therapist).post(URL, body(world, client__nhs_number="943 476 5919"), format="json")
+    response = api_client(world.therapist).post(URL, intake_body(world, client__nhs_number="943 476 5919"), format="json")
     assert response.status_code == 201, response.json()
     assert Client.objects.get(pk=response.json()["client"]["id"]).nhs_number == "9434765919"
 
 
 def test_it_accepts_a_referral_without_the_optional_client_fields(world):
-    data = body(world)
+    data = intake_body(world)
     data["client"] = {"local_reference": "KTT-MIN-1"}
     response = api_client(world.therapist).post(URL, data, format="json")
     assert response.status_code == 201, response.json()
@@ -93,7 +80,7 @@ def test_it_accepts_a_referral_without_the_optional_client_fields(world):
 def test_it_reuses_the_client_a_provider_already_holds_under_that_reference(world):
     """A client who comes back is a new referral of the same pseudonymous client, not a second client."""
     before = counts()
-    data = body(world, client__local_reference="KTT-000123")  # world.referral's client
+    data = intake_body(world, client__local_reference="KTT-000123")  # world.referral's client
     response = api_client(world.therapist).post(URL, data, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["client"]["id"] == str(world.referral.client_id)
@@ -103,7 +90,7 @@ def test_it_reuses_the_client_a_provider_already_holds_under_that_reference(worl
 
 def test_it_records_mandated_pathways_honestly_rather_than_refusing_them(world):
     for pathway in ("mandated_assessment", "benefit_condition"):
-        data = body(world, pathway=pathway, source_of_referral="M5", client__local_reference=f"KTT-{pathway}")
+        data = intake_body(world, pathway=pathway, source_of_referral="M5", client__local_reference=f"KTT-{pathway}")
         response = api_client(world.therapist).post(URL, data, format="json")
         assert response.status_code == 201, response.json()
         assert response.json()["pathway"] == pathway
@@ -158,7 +145,7 @@ BAD = _bad_cases()
 
 @pytest.mark.parametrize("changes, path, words", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_it_refuses_bad_input_naming_the_field_and_what_is_accepted_and_writes_nothing(world, changes, path, words):
-    data = body(world)
+    data = intake_body(world)
     for key, value in changes.items():
         if value == TOMORROW:
             value = (timezone.localdate() + timedelta(days=1)).isoformat()
@@ -186,7 +173,7 @@ def test_it_refuses_bad_input_naming_the_field_and_what_is_accepted_and_writes_n
 
 
 def test_it_lists_every_problem_at_once(world):
-    data = body(world, referred_on=(timezone.localdate() + timedelta(days=3)).isoformat(), site=world.medway_site.pk,
+    data = intake_body(world, referred_on=(timezone.localdate() + timedelta(days=3)).isoformat(), site=world.medway_site.pk,
                 client__nhs_number="1234567890")  # fmt: skip
     before = counts()
     response = api_client(world.therapist).post(URL, data, format="json")
@@ -197,7 +184,7 @@ def test_it_lists_every_problem_at_once(world):
 
 
 def test_it_refuses_the_same_local_reference_with_a_different_nhs_number(world):
-    data = body(world, client__local_reference="KTT-000123", client__nhs_number="4010232137")
+    data = intake_body(world, client__local_reference="KTT-000123", client__nhs_number="4010232137")
     before = counts()
     response = api_client(world.therapist).post(URL, data, format="json")
     assert response.status_code == 400
@@ -206,7 +193,7 @@ def test_it_refuses_the_same_local_reference_with_a_different_nhs_number(world):
 
 
 def test_it_accepts_a_referral_made_today(world):
-    response = api_client(world.therapist).post(URL, body(world, referred_on=timezone.localdate().isoformat()), format="json")
+    response = api_client(world.therapist).post(URL, intake_body(world, referred_on=timezone.localdate().isoformat()), format="json")
     assert response.status_code == 201, response.json()
 
 
@@ -263,7 +250,7 @@ def test_two_intakes_of_the_same_new_client_at_once_share_one_client(world, monk
     """The second of two simultaneous intakes finds no client, then loses the race to insert it: no 500."""
     from consent import services
 
-    first = api_client(world.therapist).post(URL, body(world, client__local_reference="KTT-RACE"), format="json")
+    first = api_client(world.therapist).post(URL, intake_body(world, client__local_reference="KTT-RACE"), format="json")
     assert first.status_code == 201
     original = services.Client.objects.filter
     looked: list = []
@@ -277,7 +264,7 @@ def test_two_intakes_of_the_same_new_client_at_once_share_one_client(world, monk
         return queryset
 
     monkeypatch.setattr(services.Client.objects, "filter", blind_lookup)
-    second = api_client(world.therapist).post(URL, body(world, client__local_reference="KTT-RACE"), format="json")
+    second = api_client(world.therapist).post(URL, intake_body(world, client__local_reference="KTT-RACE"), format="json")
     assert second.status_code == 201, second.content
     assert second.json()["client"]["id"] == first.json()["client"]["id"]
     assert Client.objects.filter(local_reference="KTT-RACE").count() == 1

@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from consent.models import Referral
 from tests.conftest import api_client, give_consent, intake_check, make_referral
-from tests.test_compliance_report import _bulk_referrals
+from tests.helpers import bulk_referrals
 
 
 def _report(world, period, fmt=""):
@@ -68,11 +68,11 @@ def _queries_of_a_report_request(world) -> int:
 
 
 def test_a_report_request_costs_the_same_queries_at_n_and_n_over_10(world, django_assert_max_num_queries):
-    _bulk_referrals(world, 100)
+    bulk_referrals(world, 100)
     Referral.objects.update(record_key=7)
     _report(world, "2026-07")  # the first request of a process warms caches (content types and the like)
     at_a_tenth = _queries_of_a_report_request(world)
-    _bulk_referrals(world, 900)
+    bulk_referrals(world, 900)
     with django_assert_max_num_queries(at_a_tenth):
         _report(world, "2026-Q3")
     assert _queries_of_a_report_request(world) == at_a_tenth

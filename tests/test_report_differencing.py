@@ -7,11 +7,14 @@ every format (JSON, CSV, HTML) and every snapshot goes through.
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.reports import disclosure, report
 from tests.report_adversary import Adversary, all_reports, months_of, pilot_world, standard_periods
+
+pytestmark = pytest.mark.slow
 
 
 @st.composite

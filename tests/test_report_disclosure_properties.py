@@ -7,6 +7,7 @@ so what holds for its output holds for JSON, CSV, HTML and snapshots alike.
 from datetime import date
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,8 @@ from consent.reports.metrics import ACCESS_COUNTS, SIMPLE_COUNTS, Figures, Pilot
 from consent.reports.periods import month, quarter
 from consent.reports.report import publish
 from consent.selectors import Voluntariness
+
+pytestmark = pytest.mark.slow
 
 STAR = "*"
 PERIOD = quarter(2026, 3)

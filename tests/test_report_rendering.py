@@ -133,6 +133,7 @@ def _near(pixel, colour, tolerance=6) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed: apt-get install chromium")
 def test_the_html_page_renders_in_headless_chromium_with_the_principle_table_and_a_chart(busy, tmp_path):
     page = tmp_path / "report.html"

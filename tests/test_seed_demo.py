@@ -1,4 +1,4 @@
-"""seed_demo builds the demo world of DESIGN.md once, however often it runs."""
+"""seed_demo builds the demo world of the README ("The two commands") once, however often it runs."""
 
 import pytest
 from django.core.management import call_command

@@ -1,4 +1,4 @@
-"""A referral's voluntariness, computed from its records as DESIGN.md "Voluntariness of a referral" says,
+"""A referral's voluntariness, computed from its records as docs/architecture.md "Voluntariness of a referral" says,
 and returned with every referral: one test per status and per reason, read from the API body."""
 
 import pytest

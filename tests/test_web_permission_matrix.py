@@ -1,6 +1,6 @@
 """The permission matrix of the web pages: every page, every role, our object, another provider's, a missing id.
 
-Like the API's (tests/test_permission_matrix.py, whose scene it reuses): each row names a page (a method and a
+Like the API's (tests/test_permission_matrix.py; the scene is the endpoint catalogue's, tests/endpoints.py): each row names a page (a method and a
 path) and the status each role must get on "ours" (Kent), "theirs" (Medway) and "missing" (an id that does not
 exist). A page of web/urls.py with no row fails the suite. Every body is searched for the identifiers (referral
 id, client pseudonym, local reference, NHS number) of the scene's referrals: a refused request's page names
@@ -15,20 +15,18 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
-from tests import test_permission_matrix as api_matrix
+from tests import endpoints as api_matrix
 from tests.conftest import ROLES
+from tests.endpoints import DPO_SEES, RECORDERS, REPORT_FREEZERS, SIDES, SIGNED_IN, TEAM
 
 OK, FOUND, BAD, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 400, 403, 404, 405
-SIGNED_IN = tuple(role for role in ROLES if role != "anonymous")
-RECORDERS = ("therapist", "unassigned_therapist", "lead", "other_team_lead", "other_provider_therapist")
 DPOS = ("dpo", "other_provider_dpo")
 READERS = ("reviewer", "lead", "other_team_lead", "dpo", "other_provider_dpo")
-SIDES = ("ours", "theirs", "missing")
 
 
 def everyone(status, *, anonymous=FOUND, **overrides) -> dict:
-    """The same answer for every signed-in role, except those named; the anonymous are sent to sign in."""
-    return {role: overrides.get(role, anonymous if role == "anonymous" else status) for role in ROLES}
+    """The catalogue's rule with pages' default: the anonymous are sent to sign in."""
+    return api_matrix.everyone(status, anonymous=anonymous, **overrides)
 
 
 def only(roles, ok, *, others=FORBIDDEN, anonymous=FOUND, **overrides) -> dict:
@@ -72,12 +70,9 @@ class Row:
         return f"{side}_{self.state}" if self.state else side
 
 
-TEAM = {"ours": ("therapist", "lead"), "theirs": ("other_provider_therapist",)}
 TEAM_MAY_TRY = RECORDERS + ("work_coach",)
 DPO_SIDE = {"ours": ("dpo",), "theirs": ("other_provider_dpo",)}
-DPO_SEES = {"dpo": "kent", "other_provider_dpo": "medway"}
 REPORT_READERS = {"ours": READERS, "theirs": ("other_provider_dpo",)}
-REPORT_FREEZERS = {"ours": ("lead", "other_team_lead", "dpo", "other_provider_dpo"), "theirs": ("other_provider_dpo",)}
 # The firewall answers "not found" to anyone who asks for a referral: those without a part get nothing more.
 ANYONE_ASKING = SIGNED_IN
 

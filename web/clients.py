@@ -269,7 +269,7 @@ def assignments(request, referral_id):
 @page
 def break_glass(request):
     profile = staff_profile_of(request.user)
-    firewall.refuse_list_if_not_allowed(access_context(request), action=Action.BREAK_GLASS)
+    firewall.refuse_benefits_agency(access_context(request), action=Action.BREAK_GLASS)
     if profile is None or profile.role != Role.CLINICAL_LEAD:
         raise PermissionDenied("Only a clinical lead may open a referral by break-glass.")
     form = forms.BreakGlassForm(request.POST or None)

@@ -15,8 +15,10 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from consent.access import exports, firewall, selectors, services
+from consent import exports
+from consent.access import firewall, selectors, services
 from consent.access.log import verify_chain
+from consent.access.models import Action
 from web import forms
 from web.context import access_context
 from web.pages import page, render_page
@@ -25,7 +27,7 @@ PAGE_SIZE = 50
 
 
 def _dpo_only(request) -> int:
-    firewall.refuse_list_if_not_allowed(access_context(request))
+    firewall.refuse_benefits_agency(access_context(request), action=Action.LIST)
     return selectors.dpo_organisation_id(request.user)
 
 

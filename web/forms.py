@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from colocation.models import OrganisationKind
-from consent.access.models import Action, Outcome
+from consent.access.models import Action, Disposition, Outcome
 from consent.models import (
     ACKNOWLEDGEMENTS,
     CheckStage,
@@ -200,8 +200,6 @@ class GroupDispositionForm(forms.Form):
     note = forms.CharField(label="Note", max_length=4000, widget=forms.Textarea)
 
     def __init__(self, *args, **kwargs):
-        from consent.access.models import Disposition
-
         super().__init__(*args, **kwargs)
         self.fields["disposition"].choices = Disposition.choices
 

@@ -1,8 +1,8 @@
 """Rendering a page: the layout's navigation for the signed-in role, and the answers to refusals.
 
-Every page runs inside the request's transaction (ATOMIC_REQUESTS). A refusal by the firewall has written its
-denied access events; the page answers it itself (never by raising out of the view, which would roll them back),
-with a page that names nothing: the same for an id that exists and one that does not.
+Every page runs inside the request's transaction (ATOMIC_REQUESTS). A refusal by the firewall rolls the request
+back whole and its denied events are written again after it (consent.access.refusals); the page answers it with
+a page that names nothing: the same for an id that exists and one that does not.
 """
 
 from functools import wraps
@@ -14,8 +14,9 @@ from django.shortcuts import render
 
 from colocation.models import OrganisationKind, Role
 from colocation.selectors import staff_profile_of
-from consent.access.firewall import ClientDataRefused, ReferralNotFound, keep_refusal_logged
+from consent.access.firewall import ClientDataRefused, ReferralNotFound
 from consent.access.log import AccessLogUnavailable
+from consent.access.refusals import roll_back_and_log_after
 
 SIGN_IN_URL = "/sign-in/"
 
@@ -69,10 +70,10 @@ def page(view):
         try:
             return view(request, *args, **kwargs)
         except ReferralNotFound as refusal:
-            keep_refusal_logged(refusal)
+            roll_back_and_log_after(request, refusal)
             return not_found(request)
         except ClientDataRefused as refusal:
-            keep_refusal_logged(refusal)
+            roll_back_and_log_after(request, refusal)
             return refused(request, "This account may not see client data.")
         except PermissionDenied as refusal:
             transaction.set_rollback(True)

@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 
 from colocation.models import Role
 from consent.access import firewall
+from consent.access.models import Action
 from consent.access.report_access import ReportRequest, record_report_request
 from consent.reports import selectors
 from consent.reports.periods import PILOT_TO_DATE as PILOT_LABEL
@@ -30,7 +31,7 @@ READERS = (Role.REVIEWER, Role.CLINICAL_LEAD, Role.DPO)
 
 def _readers_only(request) -> None:
     # The firewall's rule first: a benefits-agency account gets no figure about clients, and the attempt is logged.
-    firewall.refuse_list_if_not_allowed(access_context(request))
+    firewall.refuse_benefits_agency(access_context(request), action=Action.LIST)
     if role_of(request.user) not in READERS:
         raise PermissionDenied("Compliance reports are for professional-body reviewers, clinical leads and DPOs.")
 

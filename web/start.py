@@ -5,6 +5,8 @@ from django.shortcuts import redirect
 
 from colocation.models import Role
 from consent.access import firewall
+from consent.access.models import Action
+from consent.access.refusals import roll_back_and_log_after
 from web.context import access_context
 from web.pages import SIGN_IN_URL, page, render_page, role_of
 
@@ -30,7 +32,7 @@ def home(request):
 def no_client_data(request):
     """A benefits-agency account's start: it says what the account can see (nothing), and the visit is a refused access."""
     try:
-        firewall.refuse_list_if_not_allowed(access_context(request))
+        firewall.refuse_benefits_agency(access_context(request), action=Action.LIST)
     except firewall.ClientDataRefused as refusal:
-        firewall.keep_refusal_logged(refusal)
+        roll_back_and_log_after(request, refusal)
     return render_page(request, "web/no_client_data.html")

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "api.middleware.RequestIdMiddleware",
     # A database that cannot be reached, from opening the request's transaction to committing it: 503, Retry-After.
     "api.middleware.DatabaseUnavailableMiddleware",
+    # A refusal's denied events, written after the refused request rolled back (docs/architecture.md, "Transactions").
+    "api.middleware.RefusalLogMiddleware",
     # AxesMiddleware last, as django-axes asks.
     "axes.middleware.AxesMiddleware",
 ]
@@ -97,7 +99,8 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
     )
 }
-# Every request is one transaction: the access events of a request commit with its answer or not at all.
+# Every request is one transaction: the access events of a request commit with its answer or not at all; a
+# refused request rolls back whole and its refusal is logged after it (docs/architecture.md, "Transactions").
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The same backend, knowing SQLite's real parameter limit: a bulk insert stays one statement.

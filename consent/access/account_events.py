@@ -48,6 +48,11 @@ def firewall_operation() -> Iterator[None]:
         _firewall_operation.reset(token)
 
 
+def serving_a_request() -> bool:
+    """Whether a request is being served (through the project's middleware), as opposed to a command or a shell."""
+    return _serving.get() is not None
+
+
 def in_firewall_operation() -> bool:
     return _firewall_operation.get()
 

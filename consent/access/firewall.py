@@ -10,24 +10,30 @@ from enum import Enum
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, remove_perm
 
-from colocation.models import Organisation, OrganisationKind, Role, User
-from colocation.selectors import is_benefits_agency_account, staff_profile_of
+from colocation.models import Organisation, Role, User
+from colocation.selectors import (
+    CLINICAL_ROLES,
+    clinician_profile_of,
+    is_benefits_agency_account,
+    provider_profile_of,
+    staff_profile_of,
+)
 from consent.access import account_events
 from consent.access.log import WITHHELD, AccessContext, AlertReason, EventDraft, record_access
 from consent.access.models import (
-    AccessEvent,
     Action,
+    GrantRefused,
     Outcome,
     ReferralGroupObjectPermission,
     ReferralUserObjectPermission,
+    refuse_client_data_grant_to,
 )
 from consent.models import Referral
 
-CLINICAL_ROLES = (Role.THERAPIST, Role.CLINICAL_LEAD)
 VIEW, CHANGE = "view_referral", "change_referral"
 
 
@@ -44,7 +50,8 @@ class Purpose(Enum):
 
 @dataclass
 class Refusal:
-    """The denied events a refusal wrote, kept on its exception so the HTTP layer can make them stick."""
+    """The denied events a refusal wrote, kept on its exception so the HTTP layer can write them again after it
+    rolls the refused request back (consent.access.refusals)."""
 
     context: AccessContext
     drafts: list[EventDraft]
@@ -65,28 +72,6 @@ class ClientDataRefused(PermissionDenied):
     def __init__(self, refusal: Refusal | None = None):
         super().__init__("This account may not see client data.")
         self.refusal = refusal
-
-
-class GrantRefused(ValidationError):
-    pass
-
-
-def refuse_client_data_grant_to(user: User, *, field: str = "user") -> None:
-    """Raise if the account may never hold a permission on client data (`field` names it in the error)."""
-    if is_benefits_agency_account(user):
-        raise GrantRefused(
-            {field: f"{user.get_username()} belongs to a benefits agency and can never hold a permission on client data."}
-        )
-
-
-def _clinical_profile(user):
-    """The user's staff profile if they are a clinician of a therapy provider, else None."""
-    if is_benefits_agency_account(user):
-        return None
-    profile = staff_profile_of(user)
-    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
-        return None
-    return profile
 
 
 def _granted(user: User, codename: str, provider_id: int) -> QuerySet:
@@ -118,12 +103,9 @@ def _granted(user: User, codename: str, provider_id: int) -> QuerySet:
 def referrals_visible_to(user: User, purpose: Purpose = Purpose.VIEW, base: QuerySet | None = None) -> QuerySet:
     """The referrals this user may reach for this purpose, filtered in SQL. Empty for anyone not allowed."""
     base = Referral.objects.all() if base is None else base
-    if is_benefits_agency_account(user):
-        # Checked first, before any permission: nothing can grant this away.
-        return base.none()
-    profile = staff_profile_of(user)
-    # An account switched off keeps its grants until someone revokes them; it reaches nothing meanwhile.
-    if profile is None or not user.is_active or profile.organisation.kind != OrganisationKind.THERAPY_PROVIDER:
+    # A benefits-agency account is refused first, before any permission: nothing can grant this away.
+    profile = provider_profile_of(user)
+    if profile is None:
         return base.none()
     own = base.filter(provider_id=profile.organisation_id)
     is_dpo = profile.role == Role.DPO
@@ -185,32 +167,18 @@ def _log_refusal(context: AccessContext, *, action: str, referral: Referral | No
     ]  # fmt: skip
     if referral is not None:
         drafts.append(_referral_draft(referral, owner, action=action, outcome=Outcome.DENIED, status=status))
-    events = record_access(context, drafts)
-    return Refusal(context=context, drafts=drafts, written=tuple((e.chain_id, e.seq, e.hash) for e in events))
+    refusal = Refusal(context=context, drafts=drafts, written=())
+    # Serving a request, the refusal is written once, after the request's transaction has rolled back
+    # (consent.access.refusals); anywhere else (a command, a shell) it is written now.
+    if not account_events.serving_a_request():
+        log_refusal(refusal)
+    return refusal
 
 
-def keep_refusal_logged(exc: Exception) -> None:
-    """Make a refusal's denied events stick, though the request that was refused is rolled back.
-
-    DRF's exception handler marks the request's transaction for rollback, and a service's savepoint may
-    already have dropped the events with everything else it did; a refused attempt the DPO never sees would
-    defeat the alerts. The firewall refuses before anything is written, so keeping the request's
-    transaction keeps only the denied events; any that a savepoint rolled back are written again.
-    """
-    refusal = getattr(exc, "refusal", None)
-    if refusal is None or not refusal.drafts:
-        return
-    if transaction.get_connection().in_atomic_block:
-        transaction.set_rollback(False)
-    with transaction.atomic():
-        still_there = Q(pk__in=[])
-        for chain_id, seq, digest in refusal.written:
-            still_there |= Q(chain_id=chain_id, seq=seq, hash=digest)
-        # Looked up by the (chain, seq) unique index, never by scanning the log.
-        if AccessEvent.objects.filter(still_there).count() < len(refusal.written):
-            events = record_access(refusal.context, refusal.drafts)
-            # So a second call (from another layer of the same request) finds them and writes nothing.
-            refusal.written = tuple((e.chain_id, e.seq, e.hash) for e in events)
+def log_refusal(refusal: Refusal) -> None:
+    """Write a refusal's denied events again, after the refused request rolled back (consent.access.refusals)."""
+    events = record_access(refusal.context, refusal.drafts)
+    refusal.written = tuple((e.chain_id, e.seq, e.hash) for e in events)
 
 
 def _parse_id(referral_id) -> uuid.UUID | None:
@@ -218,6 +186,12 @@ def _parse_id(referral_id) -> uuid.UUID | None:
         return referral_id if isinstance(referral_id, uuid.UUID) else uuid.UUID(str(referral_id))
     except (TypeError, ValueError):
         return None
+
+
+def _not_found(context: AccessContext, pk: uuid.UUID | None, referral_id, *, action: str) -> ReferralNotFound:
+    """The refusal of a referral the user may not reach, logged: the same for one that exists and one that does not."""
+    existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
+    return ReferralNotFound(_log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404))
 
 
 def open_referral(
@@ -229,10 +203,13 @@ def open_referral(
     base: QuerySet | None = None,
     lock: bool = False,
     note: str = "",
+    log_allowed: bool = True,
 ) -> Referral:
     """The one way to reach a single referral: checked, logged, or refused as not found.
 
-    `note` says on the allowed event what was done (e.g. which therapist was assigned).
+    `note` says on the allowed event what was done (e.g. which therapist was assigned). With `log_allowed`
+    false the allowed event is left to the service that acts on the referral, written once it has acted
+    (record_opened_action), so it can say what was done; a refusal is logged here whatever.
     """
     pk = _parse_id(referral_id)
     visible = referrals_visible_to(context.user, purpose, base)
@@ -240,29 +217,68 @@ def open_referral(
         visible = visible.select_for_update(of=("self",))
     referral = visible.filter(pk=pk).first() if pk else None
     if referral is None:
-        existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
-        raise ReferralNotFound(_log_refusal(context, action=action, referral=existing, object_id=str(referral_id), status=404))
-    record_access(
-        context,
-        [_referral_draft(referral, referral.provider, action=action, outcome=Outcome.ALLOWED, status=200, purpose=note)],
-    )
+        raise _not_found(context, pk, referral_id, action=action)
+    if log_allowed:
+        record_allowed(context, referral, action=action, purpose=note)
+    referral.opened_for = (context.user.pk, purpose)
     return referral
 
 
-def break_glass(context: AccessContext, referral_id, *, reason: str, base: QuerySet | None = None) -> Referral:
-    """A clinical lead opens a referral of their own organisation outside their assignment, giving a reason."""
-    reason = (reason or "").strip()
+def require_opened(context: AccessContext, referral: Referral, purpose: "Purpose | str") -> Referral:
+    """A referral handed to a service must have been opened by open_referral, for this user and purpose.
+
+    Not a security boundary on its own (the firewall decided when it opened it): it stops a caller from
+    handing a service a referral it loaded some other way.
+    """
+    if getattr(referral, "opened_for", None) != (context.user.pk, purpose):
+        raise TypeError(f"Referral {referral.pk} was not opened through the firewall for {purpose} by this user.")
+    return referral
+
+
+def open_to_act(
+    context: AccessContext, referral_id=None, *, referral: Referral | None = None, purpose: Purpose, action: str
+) -> Referral:
+    """The referral a write acts on, locked (its rules read the status, then write it).
+
+    Handed over already opened by the HTTP layer (which opens it before it parses a body), or opened here.
+    Either way its allowed event is the writer's, written with record_allowed once the write is done.
+    """
+    if referral is not None:
+        return require_opened(context, referral, purpose)
+    return open_referral(context, referral_id, purpose=purpose, action=action, lock=True, log_allowed=False)
+
+
+BREAK_GLASS = "break_glass"  # what open_for_break_glass marks a referral opened for
+
+
+def open_for_break_glass(context: AccessContext, referral_id, *, base: QuerySet | None = None) -> Referral:
+    """Check a break-glass attempt before its reason is read: only a clinical lead, only their organisation's referrals.
+
+    Anyone else, and any id that is not such a referral, gets the logged 404. The allowed event is break_glass's.
+    """
     pk = _parse_id(referral_id)
-    profile = _clinical_profile(context.user)
+    profile = clinician_profile_of(context.user)
     referral = None
     if pk and profile is not None and profile.role == Role.CLINICAL_LEAD:
         queryset = Referral.objects.all() if base is None else base
         referral = queryset.filter(pk=pk, provider_id=profile.organisation_id).first()
     if referral is None:
-        existing = Referral.objects.select_related("provider").filter(pk=pk).first() if pk else None
-        raise ReferralNotFound(
-            _log_refusal(context, action=Action.BREAK_GLASS, referral=existing, object_id=str(referral_id), status=404)
-        )
+        raise _not_found(context, pk, referral_id, action=Action.BREAK_GLASS)
+    referral.opened_for = (context.user.pk, BREAK_GLASS)
+    return referral
+
+
+def break_glass(
+    context: AccessContext, referral_id=None, *, reason: str, base: QuerySet | None = None, referral: Referral | None = None
+) -> Referral:
+    """A clinical lead opens a referral of their own organisation outside their assignment, giving a reason.
+
+    `referral` is one open_for_break_glass already opened (the HTTP layer does so before reading the reason).
+    """
+    if referral is None:
+        referral = open_for_break_glass(context, referral_id, base=base)
+    require_opened(context, referral, BREAK_GLASS)
+    reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Break-glass access needs a reason, for example a safeguarding concern."})
     record_access(
@@ -277,10 +293,16 @@ def break_glass(context: AccessContext, referral_id, *, reason: str, base: Query
     return referral
 
 
-def refuse_list_if_not_allowed(context: AccessContext, *, action: str = Action.LIST) -> None:
-    """A benefits-agency account is refused every client-data list (or intake) as a whole, and the attempt logged."""
+def refuse_benefits_agency(context: AccessContext, *, action: str) -> None:
+    """A benefits-agency account is refused a door to client data as a whole (an intake, break-glass, a report,
+    the DPO's endpoints), and the attempt is logged as `action`, denied."""
     if is_benefits_agency_account(context.user):
         raise ClientDataRefused(_log_refusal(context, action=action, referral=None, object_id="", status=403))
+
+
+def refuse_list_if_not_allowed(context: AccessContext) -> None:
+    """A benefits-agency account is refused every client-data list as a whole (no count), and the attempt logged."""
+    refuse_benefits_agency(context, action=Action.LIST)
 
 
 def record_listed(context: AccessContext, referrals) -> None:
@@ -336,48 +358,46 @@ def grant_on_creation(referral: Referral, recorder: User) -> None:
             assign_perm(f"consent.{codename}", recorder, referral)
             if referral.team_id:
                 assign_perm(f"consent.{codename}", referral.team.group, referral)
+    # Its recorder has it open: they may read it back in the answer to their intake.
+    referral.opened_for = (recorder.pk, Purpose.CHANGE)
 
 
 @transaction.atomic
-def assign_therapist(context: AccessContext, referral_id, therapist: User | None) -> Referral:
+def assign_therapist(context: AccessContext, referral_id=None, therapist: User | None = None, *,
+                     referral: Referral | None = None) -> Referral:  # fmt: skip
     """Grant a therapist of the referral's provider access to it: one event, the grant (or its refusal).
 
-    The referral is opened here, for assigning, so a user who may not assign gets the logged 404 before
+    The referral is opened for assigning first, so a user who may not assign gets the logged 404 before
     anything about the therapist is checked or said.
     """
-    username = therapist.get_username() if therapist else ""
-    referral = open_referral(context, referral_id, purpose=Purpose.ASSIGN, action=Action.GRANT, lock=True,
-                             note=f"assigned {username}")  # fmt: skip
+    referral = open_to_act(context, referral_id, referral=referral, purpose=Purpose.ASSIGN, action=Action.GRANT)
     if therapist is None:
         raise ValidationError({"therapist": "No such account; give the username of a therapist of the referral's provider."})
     refuse_client_data_grant_to(therapist, field="therapist")
-    profile = staff_profile_of(therapist)
-    if (
-        profile is None
-        or not therapist.is_active
-        or profile.organisation_id != referral.provider_id
-        or profile.role not in CLINICAL_ROLES
-    ):
+    profile = clinician_profile_of(therapist)
+    if profile is None or profile.organisation_id != referral.provider_id:
         raise ValidationError({"therapist": "Only a therapist or clinical lead of the referral's provider can be assigned."})
     # The grant event above records this assignment; its rows are not logged again as authorisation changes.
     with account_events.firewall_operation():
         for codename in (VIEW, CHANGE):
             assign_perm(f"consent.{codename}", therapist, referral)
+    record_allowed(context, referral, action=Action.GRANT, purpose=f"assigned {therapist.get_username()}")
     return referral
 
 
 @transaction.atomic
-def unassign_therapist(context: AccessContext, referral_id, therapist: User | None) -> Referral:
+def unassign_therapist(context: AccessContext, referral_id=None, therapist: User | None = None, *,
+                       referral: Referral | None = None) -> Referral:  # fmt: skip
     """Revoke a therapist's direct access to a referral: one event, the revoke (or its refusal)."""
     username = therapist.get_username() if therapist else ""
-    referral = open_referral(context, referral_id, purpose=Purpose.ASSIGN, action=Action.REVOKE, lock=True,
-                             note=f"unassigned {username}")  # fmt: skip
+    referral = open_to_act(context, referral_id, referral=referral, purpose=Purpose.ASSIGN, action=Action.REVOKE)
     # Only a direct assignment is revoked here; the team group's grant stays with the team.
     if therapist is None or not ReferralUserObjectPermission.objects.filter(user=therapist, content_object=referral).exists():
         raise ValidationError({"therapist": f"{username or 'That account'} is not assigned to this referral."})
     with account_events.firewall_operation():
         for codename in (VIEW, CHANGE):
             remove_perm(f"consent.{codename}", therapist, referral)
+    record_allowed(context, referral, action=Action.REVOKE, purpose=f"unassigned {username}")
     return referral
 
 
@@ -397,8 +417,9 @@ def may_act_on(user: User, referral: Referral, purpose: Purpose) -> bool:
 
 __all__ = [
     "Purpose", "ReferralNotFound", "ClientDataRefused", "GrantRefused", "refuse_client_data_grant_to",
-    "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "record_listed",
+    "referrals_visible_to", "open_referral", "break_glass", "refuse_list_if_not_allowed", "refuse_benefits_agency",
+    "record_listed",
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
-    "may_act_on", "keep_refusal_logged", "Refusal",
+    "may_act_on", "log_refusal", "Refusal", "require_opened", "open_to_act", "open_for_break_glass",
 ]  # fmt: skip
 

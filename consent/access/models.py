@@ -1,19 +1,39 @@
 """Object permissions on referrals (guardian, direct foreign keys) and the hash-chained access log."""
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.dispatch import Signal
 from guardian.managers import GroupObjectPermissionManager, UserObjectPermissionManager
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from colocation.models import Organisation
+from colocation.selectors import is_benefits_agency_account
+
+# Sent with the rows a bulk_create wrote, which Django's post_save never sees: consent.access.signals logs
+# them as it logs a single grant. A signal, so that these models need not import the log's writers above them.
+permission_rows_bulk_created = Signal()
+
+
+class GrantRefused(ValidationError):
+    pass
+
+
+def refuse_client_data_grant_to(user, *, field: str = "user") -> None:
+    """Raise if the account may never hold a permission on client data (`field` names it in the error).
+
+    Checked by every grant row's save and bulk_create below, whatever path writes it, and by the firewall.
+    """
+    if is_benefits_agency_account(user):
+        raise GrantRefused(
+            {field: f"{user.get_username()} belongs to a benefits agency and can never hold a permission on client data."}
+        )
 
 
 def _logged_bulk_create(manager, objs, args, kwargs):
     """bulk_create sends no post_save: log the rows as the signals would (consent.access.signals), atomically."""
-    from consent.access.signals import permission_rows_changed
-
     with transaction.atomic(using=manager.db):
         created = super(type(manager), manager).bulk_create(objs, *args, **kwargs)
-        permission_rows_changed(created, granted=True)
+        permission_rows_bulk_created.send(sender=manager.model, rows=created)
     return created
 
 
@@ -21,8 +41,6 @@ class ReferralUserPermissionManager(UserObjectPermissionManager):
     def bulk_create(self, objs, *args, **kwargs):
         # guardian's assign_perm with a queryset of referrals or of users writes through bulk_create, which
         # never calls save(): the same refusal has to be made here.
-        from consent.access.firewall import refuse_client_data_grant_to
-
         objs = list(objs)
         for user in {obj.user for obj in objs}:
             refuse_client_data_grant_to(user)
@@ -45,8 +63,6 @@ class ReferralUserObjectPermission(UserObjectPermissionBase):
     def save(self, *args, **kwargs):
         # Whatever path writes a grant (guardian's assign_perm, the admin, a shell), the firewall refuses
         # one to a benefits-agency account.
-        from consent.access.firewall import refuse_client_data_grant_to
-
         refuse_client_data_grant_to(self.user)
         # Atomic with the access event the grant writes (consent.access.signals).
         with transaction.atomic(using=kwargs.get("using")):

@@ -183,6 +183,11 @@ def alert_for_dpo(user, event_id) -> AccessEvent | None:
     return alerts_for_dpo(user).filter(pk=event_id).first()
 
 
+def no_events() -> QuerySet[AccessEvent]:
+    """No event: what the browsable API's filter form is given (the views read through the selectors above)."""
+    return AccessEvent.objects.none()
+
+
 def access_history(referral) -> QuerySet[AccessEvent]:
     """Every event about this referral on its provider's chain, newest first.
 

@@ -20,7 +20,12 @@ from colocation.selectors import organisation_of
 from consent.access import account_events
 from consent.access.account_events import AuthorisationChange, chains_of_organisation, record_authorisation_change
 from consent.access.log import AccessContext
-from consent.access.models import Action, ReferralGroupObjectPermission, ReferralUserObjectPermission
+from consent.access.models import (
+    Action,
+    ReferralGroupObjectPermission,
+    ReferralUserObjectPermission,
+    permission_rows_bulk_created,
+)
 from consent.models import ConsentTemplate
 
 USER_FLAGS = ("is_active", "is_staff", "is_superuser")
@@ -205,6 +210,11 @@ def permission_rows_changed(rows, *, granted: bool) -> None:
                 chains=[referral.provider], client_pseudonym=referral.client_id, referral_id=referral.pk,
             )
         )  # fmt: skip
+
+
+@receiver(permission_rows_bulk_created, dispatch_uid="access_bulk_grants")
+def _bulk_granted(sender, rows, **kwargs):
+    permission_rows_changed(rows, granted=True)
 
 
 @receiver(post_save, sender=ReferralUserObjectPermission, dispatch_uid="access_user_grant")

@@ -25,7 +25,7 @@ when a migration rebuilds it, and installing is idempotent.
 """
 
 from django.apps import apps
-from django.db import models
+from django.db import connections, models
 
 # Tables that only ever grow, named by model so their unique keys are read from the models.
 APPEND_ONLY_MODELS = (
@@ -194,8 +194,6 @@ def remove(connection) -> None:
 
 def install_after_migrate(sender, using="default", **kwargs) -> None:
     """post_migrate: put the triggers back (SQLite drops them whenever a migration rebuilds a table)."""
-    from django.db import connections
-
     connection = connections[using]
     if connection.vendor in ("sqlite", "postgresql"):
         install(connection)

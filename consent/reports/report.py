@@ -174,7 +174,7 @@ def _median(value: float | None, *, resting_on) -> float | int | str | None:
 
 
 def _scope(cells: _Cells, scope, figures: Figures, verified: bool) -> dict:
-    """The published keys of one scope (a site or the whole pilot), in DESIGN.md's order."""
+    """The published keys of one scope (a site or the whole pilot), in the order of docs/disclosure-control.md's tables."""
     received, consent = cells.shown(scope, "referrals_received"), cells.shown(scope, "explicit_consent")
     remained = cells.shown(scope, "remained_voluntary")
     published = {
@@ -218,18 +218,13 @@ def _principle(key: str, verdict: str, reason: str, evidence: dict) -> dict:
     return {"key": key, "title": PRINCIPLE_TITLES[key], "verdict": verdict, "reason": reason, "evidence": evidence}
 
 
-def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> list[dict]:
-    """The six principles, each judged on the raw figures and shown with the published ones behind it."""
+# Each principle's judge: (figures, shown, log_verified) -> (verdict, reason, evidence). It judges on the raw
+# figures and shows the published ones behind its verdict (`shown` gives a total's published cell).
+
+
+def _voluntary_participation(figures: PilotFigures, shown, log_verified: bool):
     total = figures.total
-    counts = total.counts
-    received = total.referrals_received
     vol = total.voluntariness
-
-    def shown(*path):
-        return cells.shown(TOTAL, *path)
-
-    principles = []
-
     evidence = {
         "not_voluntary": shown("voluntariness", Voluntariness.NOT_VOLUNTARY),
         "mandated_assessment": shown("by_pathway", Pathway.MANDATED_ASSESSMENT),
@@ -238,98 +233,113 @@ def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> lis
         "unknown": shown("voluntariness", Voluntariness.UNKNOWN),
         "remained_voluntary": shown("remained_voluntary"),
     }
-    if received == 0:
-        verdict, reason = INSUFFICIENT, "No referrals in the period."
-    elif vol[Voluntariness.NOT_VOLUNTARY] or total.by_source_of_referral.get(JOBCENTRE_SOURCE):
-        causes = []
-        if vol[Voluntariness.NOT_VOLUNTARY]:
-            causes.append("referrals were not voluntary (a mandated pathway, or told attendance was required or of a sanction)")
-        if total.by_source_of_referral.get(JOBCENTRE_SOURCE):
-            causes.append("Jobcentre Plus referred people (source M5) instead of their referring themselves")
-        verdict, reason = NOT_MET, _sentence(causes)
-    elif vol[Voluntariness.VOLUNTARY] + vol[Voluntariness.CONCERN] == 0:
-        verdict, reason = INSUFFICIENT, "No referral has both explicit consent and an intake check yet."
-    else:
-        verdict, reason = (
-            MET,
-            "Every referral with consent and an intake check was voluntary; none mandated or referred by Jobcentre Plus.",
-        )
-    principles.append(_principle("voluntary_participation", verdict, reason, evidence))
+    causes = []
+    if vol[Voluntariness.NOT_VOLUNTARY]:
+        causes.append("referrals were not voluntary (a mandated pathway, or told attendance was required or of a sanction)")
+    if total.by_source_of_referral.get(JOBCENTRE_SOURCE):
+        causes.append("Jobcentre Plus referred people (source M5) instead of their referring themselves")
+    if total.referrals_received == 0:
+        return INSUFFICIENT, "No referrals in the period.", evidence
+    if causes:
+        return NOT_MET, _sentence(causes), evidence
+    if vol[Voluntariness.VOLUNTARY] + vol[Voluntariness.CONCERN] == 0:
+        return INSUFFICIENT, "No referral has both explicit consent and an intake check yet.", evidence
+    return MET, "Every referral with consent and an intake check was voluntary; none mandated or referred by Jobcentre Plus.", evidence
 
+
+def _no_information_sharing(figures: PilotFigures, shown, log_verified: bool):
     evidence = {
         "benefits_agency_access_allowed": shown("benefits_agency_access_allowed"),
         "benefits_agency_access_denied": shown("benefits_agency_access_denied"),
         "access_log_verified": log_verified,
     }
     if not figures.sites:
-        verdict, reason = INSUFFICIENT, "The pilot has no sites."
-    elif counts["benefits_agency_access_allowed"] or not log_verified:
-        verdict, reason = NOT_MET, "A benefits-agency account reached client data, or the access log failed verification."
-    else:
-        verdict, reason = MET, "No benefits-agency access to client data was allowed, and the access log verified."
-    principles.append(_principle("no_information_sharing", verdict, reason, evidence))
+        return INSUFFICIENT, "The pilot has no sites.", evidence
+    if figures.total.counts["benefits_agency_access_allowed"] or not log_verified:
+        return NOT_MET, "A benefits-agency account reached client data, or the access log failed verification.", evidence
+    return MET, "No benefits-agency access to client data was allowed, and the access log verified.", evidence
 
+
+def _client_led_goals(figures: PilotFigures, shown, log_verified: bool):
+    counts = figures.total.counts
     evidence = {
         "employment_goal_raised_by_benefits_agency": shown("employment_goal_raised_by_benefits_agency"),
         "intake_check_recorded": shown("intake_check_recorded"),
     }
     if counts["employment_goal_raised_by_benefits_agency"]:
-        verdict, reason = NOT_MET, "A check recorded an employment goal raised by the benefits agency."
-    elif counts["intake_check_recorded"] == 0:
-        verdict, reason = INSUFFICIENT, "No intake voluntariness checks recorded in the period."
-    else:
-        verdict, reason = MET, "No check recorded an employment goal raised by the benefits agency."
-    principles.append(_principle("client_led_goals", verdict, reason, evidence))
+        return NOT_MET, "A check recorded an employment goal raised by the benefits agency.", evidence
+    if counts["intake_check_recorded"] == 0:
+        return INSUFFICIENT, "No intake voluntariness checks recorded in the period.", evidence
+    return MET, "No check recorded an employment goal raised by the benefits agency.", evidence
 
+
+def _appropriate_environment(figures: PilotFigures, shown, log_verified: bool):
     as_at = figures.period.end
     unseparated = [s.name for s in figures.sites if not _fully_separated(s)]
     unreviewed = [s.name for s in figures.sites if not _reviewed_recently(s, as_at)]
     evidence = {"sites_not_fully_separated": unseparated, "sites_not_reviewed_within_a_year": unreviewed}
     if not figures.sites:
-        verdict, reason = INSUFFICIENT, "The pilot has no sites."
-    elif unseparated:
-        verdict, reason = NOT_MET, "A site's separation checklist has an item not in place."
-    elif unreviewed:
-        verdict, reason = INSUFFICIENT, "A site's separation checklist was not reviewed in the year before the period ended."
-    else:
-        verdict, reason = MET, "Every site is fully separated and was reviewed within the year."
-    principles.append(_principle("appropriate_environment", verdict, reason, evidence))
+        return INSUFFICIENT, "The pilot has no sites.", evidence
+    if unseparated:
+        return NOT_MET, "A site's separation checklist has an item not in place.", evidence
+    if unreviewed:
+        return INSUFFICIENT, "A site's separation checklist was not reviewed in the year before the period ended.", evidence
+    return MET, "Every site is fully separated and was reviewed within the year.", evidence
 
+
+def _free_to_withdraw(figures: PilotFigures, shown, log_verified: bool):
+    counts = figures.total.counts
     evidence = {
         "withdrawals": shown("withdrawals"),
         "withdrawals_citing_pressure": shown("withdrawals_citing_pressure"),
         "felt_not_free_to_stop": shown("felt_not_free_to_stop"),
     }
-    if counts["withdrawals_citing_pressure"] or counts["felt_not_free_to_stop"]:
-        causes = []
-        if counts["withdrawals_citing_pressure"]:
-            causes.append("clients withdrew citing pressure")
-        if counts["felt_not_free_to_stop"]:
-            causes.append("checks recorded clients not feeling free to stop")
-        verdict, reason = NOT_MET, _sentence(causes)
-    elif counts["explicit_consent"] == 0:
-        verdict, reason = INSUFFICIENT, "Nobody consented in the period, so nobody could withdraw."
-    else:
-        verdict, reason = MET, "No withdrawal cited pressure and every check found the client free to stop."
-    principles.append(_principle("free_to_withdraw", verdict, reason, evidence))
+    causes = []
+    if counts["withdrawals_citing_pressure"]:
+        causes.append("clients withdrew citing pressure")
+    if counts["felt_not_free_to_stop"]:
+        causes.append("checks recorded clients not feeling free to stop")
+    if causes:
+        return NOT_MET, _sentence(causes), evidence
+    if counts["explicit_consent"] == 0:
+        return INSUFFICIENT, "Nobody consented in the period, so nobody could withdraw.", evidence
+    return MET, "No withdrawal cited pressure and every check found the client free to stop.", evidence
 
+
+def _honest_counting(figures: PilotFigures, shown, log_verified: bool):
+    total = figures.total
+    received = total.referrals_received
     evidence = {
         "referrals_received": shown("referrals_received"),
         "declined": shown("declined"),
         "counted_without_exclusions": True,
     }
-    reconciles = all(sum(getattr(total, b).values()) == received for b in BREAKDOWNS)
     if received == 0:
-        verdict, reason = INSUFFICIENT, "No referrals in the period."
-    elif not reconciles:
-        verdict, reason = NOT_MET, "The breakdowns do not add up to the referrals received."
-    else:
-        verdict, reason = (
-            MET,
-            "Every referral in the period is counted, whatever its status or pathway, including those who declined.",
-        )
-    principles.append(_principle("honest_counting", verdict, reason, evidence))
-    return principles
+        return INSUFFICIENT, "No referrals in the period.", evidence
+    if not all(sum(getattr(total, b).values()) == received for b in BREAKDOWNS):
+        return NOT_MET, "The breakdowns do not add up to the referrals received.", evidence
+    return MET, "Every referral in the period is counted, whatever its status or pathway, including those who declined.", evidence
+
+
+PRINCIPLE_JUDGES = {
+    "voluntary_participation": _voluntary_participation,
+    "no_information_sharing": _no_information_sharing,
+    "client_led_goals": _client_led_goals,
+    "appropriate_environment": _appropriate_environment,
+    "free_to_withdraw": _free_to_withdraw,
+    "honest_counting": _honest_counting,
+}
+
+
+def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> list[dict]:
+    """The six principles, each judged on the raw figures and shown with the published ones behind it."""
+
+    def shown(*path):
+        return cells.shown(TOTAL, *path)
+
+    return [
+        _principle(key, *judge(figures, shown, log_verified)) for key, judge in PRINCIPLE_JUDGES.items()
+    ]
 
 
 def publish(figures: PilotFigures, log_verified_by_provider: dict[int, bool]) -> dict:

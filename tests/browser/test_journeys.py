@@ -49,6 +49,11 @@ def test_the_therapist_records_a_referral_with_consent_withdraws_sms_only_and_pr
     assert ConsentRecord.objects.get(referral=referral).scopes == ["treatment", "contact_by_phone", "contact_by_sms"]
     person.accessible("therapist-client")
 
+    _withdraw_sms_and_print_the_receipt(person, referral)
+
+
+def _withdraw_sms_and_print_the_receipt(person, referral):
+    page = person.page
     page.click("text=Withdraw a use, or withdraw from therapy")
     person.accessible("therapist-withdraw")
     page.check("input[name=what][value=uses]")

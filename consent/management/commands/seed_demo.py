@@ -1,4 +1,4 @@
-"""Build, idempotently, the demo world of DESIGN.md: organisations, sites, a pilot, accounts, a year of referrals."""
+"""Build, idempotently, the demo world of the README ("The two commands"): organisations, sites, a pilot, accounts, a year of referrals."""
 
 import random
 from datetime import date, datetime, time, timedelta
@@ -10,8 +10,19 @@ from django.utils import timezone
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, User, VenueKind
 from colocation.services import create_clinical_team, create_staff_member
+from consent.access import firewall
+from consent.access.log import AccessContext
+from consent.models import ConsentTemplate, Referral
+from consent.services import (
+    create_referral,
+    discharge_referral,
+    record_consent,
+    record_decline,
+    record_voluntariness_check,
+    record_withdrawal,
+)
 
-DEFAULT_PASSWORD = "demo-pass-2026"  # noqa: S105 - the documented demo password (DESIGN.md)
+DEFAULT_PASSWORD = "demo-pass-2026"  # noqa: S105 - the documented demo password (README)
 
 ACCOUNTS = [
     # username, organisation, role, team, superuser
@@ -104,27 +115,9 @@ class Command(BaseCommand):
         return {"kent": kent, "medway": medway, "sites": sites, "pilot": pilot, "start": start, "today": today}
 
     def build_referrals(self, world):
-        from consent.access.log import AccessContext
-        from consent.models import ConsentTemplate
-        from consent.services import (
-            discharge_referral,
-            record_consent,
-            record_decline,
-            record_voluntariness_check,
-            record_withdrawal,
-        )  # fmt: skip
-
+        """A year of referrals across every pathway, each with what happened to it, from one seeded random stream."""
         rng = random.Random(2026)
-        template_start = world["start"] - relativedelta(months=1)
-        template, _ = ConsentTemplate.objects.get_or_create(
-            code="colocation-intake", version=1, language="en",
-            defaults={"title": "Talking therapies at a co-located clinic", "effective_from": template_start,
-                      "body": CONSENT_TEXT},
-        )  # fmt: skip
-        ConsentTemplate.objects.get_or_create(
-            code="colocation-intake", version=1, language="cy",
-            defaults={"title": "Therapïau siarad mewn clinig a rennir", "effective_from": template_start, "body": CONSENT_TEXT_CY},
-        )  # fmt: skip
+        template = self.build_templates(world)
         clinicians = {
             "jobcentre": [
                 User.objects.get(username="therapist"),
@@ -141,74 +134,86 @@ class Command(BaseCommand):
             site = world["sites"][site_key]
             for _ in range(count):
                 number += 1
-                user = rng.choice(clinicians[site_key])
-                context = AccessContext.for_command(user, "seed_demo")
+                context = AccessContext.for_command(rng.choice(clinicians[site_key]), "seed_demo")
                 referred_on = start + timedelta(days=rng.randrange(days))
-                pathway = rng.choices(
-                    ["self_referral", "signposted_by_work_coach", "mandated_assessment", "benefit_condition"], [55, 30, 8, 7]
-                )[0]
-                if pathway == "self_referral":
-                    source = rng.choices(["B1", "B2", "A1"], [80, 10, 10])[0]
-                    heard = rng.choice(["leaflet_or_poster", "gp", "friend_or_family", "found_themselves", "other"])
-                else:
-                    source = rng.choices(["M5", "B1"], [60, 40])[0] if site_key == "jobcentre" else "B1"
-                    heard = "work_coach_suggested"
-                from consent.services import create_referral
+                referral = self.build_referral(rng, context, site, site_key, number, referred_on)
+                self.build_episode(rng, context, referral, referred_on, today, template)
 
-                referral = create_referral(
-                    context=context, local_reference=f"{site.provider.ods_code}-{number:06d}",
-                    nhs_number=_nhs_number(rng) if rng.random() < 0.7 else "", year_of_birth=rng.randint(1960, 2004),
-                    site=site, referred_on=referred_on, source_of_referral=source, how_heard=heard, pathway=pathway,
-                )  # fmt: skip
-                age = (today - referred_on).days
-                if rng.random() < 0.08:
-                    record_decline(
-                        context=context,
-                        referral_id=referral.pk,
-                        declined_on=min(today, referred_on + timedelta(days=rng.randint(0, 3))),
-                    )
-                    continue
-                if age < 21 and rng.random() < 0.5:
-                    continue  # still awaiting consent: consent is often given at the second appointment
-                consent_day = min(today, referred_on + timedelta(days=rng.choice([0, 0, 1, 2, 3, 5, 8])))
-                at = _at(consent_day, 10)
-                record_consent(
-                    context=context, referral_id=referral.pk, template=template, method=rng.choice(["verbal", "written", "digital"]),
-                    given_at=at, scopes=["treatment", "data_set_submission"] + rng.sample(["contact_by_phone", "contact_by_sms", "contact_by_letter", "share_with_gp"], 2),
-                    acknowledgements=dict.fromkeys(("attendance_is_optional", "no_effect_on_benefits", "service_separate_from_jobcentre", "nothing_shared_with_jobcentre", "free_to_withdraw"), True),
-                )  # fmt: skip
-                if rng.random() < 0.9:
-                    roll = rng.random()
-                    record_voluntariness_check(
-                        context=context, referral_id=referral.pk, checked_at=at + timedelta(minutes=10), stage="intake",
-                        told_attendance_required=roll < 0.04, sanction_mentioned=0.04 <= roll < 0.07,
-                        feels_free_to_stop=not (0.07 <= roll < 0.13), goals_set_by_client=roll >= 0.1,
-                        employment_goal_raised_by=rng.choices(["nobody", "client", "therapist", "benefits_agency"], [60, 25, 10, 5])[0],
-                    )  # fmt: skip
-                if age > 30 and rng.random() < 0.12:
-                    record_withdrawal(
-                        context=context, referral_id=referral.pk, withdrawn_at=_at(min(today, consent_day + timedelta(days=rng.randint(7, 30))), 15),
-                        reason=rng.choices(["no_longer_wanted", "felt_pressured", "moved_or_unreachable", "other"], [50, 20, 20, 10])[0],
-                    )  # fmt: skip
-                    continue
-                if age > 100 and rng.random() < 0.7:
-                    ended = consent_day + timedelta(days=rng.randint(60, 95))
-                    record_voluntariness_check(
-                        context=context, referral_id=referral.pk, checked_at=_at(ended, 11), stage="discharge",
-                        told_attendance_required=False, sanction_mentioned=False, feels_free_to_stop=True,
-                        goals_set_by_client=True, employment_goal_raised_by=rng.choice(["nobody", "client"]),
-                    )  # fmt: skip
-                    discharge_referral(
-                        context=context, referral_id=referral.pk, discharged_on=ended,
-                        reason=rng.choices(["completed", "client_ended", "not_suitable", "referred_on", "no_contact"], [60, 15, 5, 10, 10])[0],
-                    )  # fmt: skip
+    def build_templates(self, world) -> ConsentTemplate:
+        template_start = world["start"] - relativedelta(months=1)
+        template, _ = ConsentTemplate.objects.get_or_create(
+            code="colocation-intake", version=1, language="en",
+            defaults={"title": "Talking therapies at a co-located clinic", "effective_from": template_start,
+                      "body": CONSENT_TEXT},
+        )  # fmt: skip
+        ConsentTemplate.objects.get_or_create(
+            code="colocation-intake", version=1, language="cy",
+            defaults={"title": "Therapïau siarad mewn clinig a rennir", "effective_from": template_start, "body": CONSENT_TEXT_CY},
+        )  # fmt: skip
+        return template
+
+    def build_referral(self, rng, context, site, site_key: str, number: int, referred_on):
+        pathway = rng.choices(
+            ["self_referral", "signposted_by_work_coach", "mandated_assessment", "benefit_condition"], [55, 30, 8, 7]
+        )[0]
+        if pathway == "self_referral":
+            source = rng.choices(["B1", "B2", "A1"], [80, 10, 10])[0]
+            heard = rng.choice(["leaflet_or_poster", "gp", "friend_or_family", "found_themselves", "other"])
+        else:
+            source = rng.choices(["M5", "B1"], [60, 40])[0] if site_key == "jobcentre" else "B1"
+            heard = "work_coach_suggested"
+        return create_referral(
+            context=context, local_reference=f"{site.provider.ods_code}-{number:06d}",
+            nhs_number=_nhs_number(rng) if rng.random() < 0.7 else "", year_of_birth=rng.randint(1960, 2004),
+            site=site, referred_on=referred_on, source_of_referral=source, how_heard=heard, pathway=pathway,
+        )  # fmt: skip
+
+    def build_episode(self, rng, context, referral, referred_on, today, template):
+        age = (today - referred_on).days
+        if rng.random() < 0.08:
+            record_decline(
+                context=context,
+                referral_id=referral.pk,
+                declined_on=min(today, referred_on + timedelta(days=rng.randint(0, 3))),
+            )
+            return
+        if age < 21 and rng.random() < 0.5:
+            return  # still awaiting consent: consent is often given at the second appointment
+        consent_day = min(today, referred_on + timedelta(days=rng.choice([0, 0, 1, 2, 3, 5, 8])))
+        at = _at(consent_day, 10)
+        record_consent(
+            context=context, referral_id=referral.pk, template=template, method=rng.choice(["verbal", "written", "digital"]),
+            given_at=at, scopes=["treatment", "data_set_submission"] + rng.sample(["contact_by_phone", "contact_by_sms", "contact_by_letter", "share_with_gp"], 2),
+            acknowledgements=dict.fromkeys(("attendance_is_optional", "no_effect_on_benefits", "service_separate_from_jobcentre", "nothing_shared_with_jobcentre", "free_to_withdraw"), True),
+        )  # fmt: skip
+        if rng.random() < 0.9:
+            roll = rng.random()
+            record_voluntariness_check(
+                context=context, referral_id=referral.pk, checked_at=at + timedelta(minutes=10), stage="intake",
+                told_attendance_required=roll < 0.04, sanction_mentioned=0.04 <= roll < 0.07,
+                feels_free_to_stop=not (0.07 <= roll < 0.13), goals_set_by_client=roll >= 0.1,
+                employment_goal_raised_by=rng.choices(["nobody", "client", "therapist", "benefits_agency"], [60, 25, 10, 5])[0],
+            )  # fmt: skip
+        if age > 30 and rng.random() < 0.12:
+            record_withdrawal(
+                context=context, referral_id=referral.pk, withdrawn_at=_at(min(today, consent_day + timedelta(days=rng.randint(7, 30))), 15),
+                reason=rng.choices(["no_longer_wanted", "felt_pressured", "moved_or_unreachable", "other"], [50, 20, 20, 10])[0],
+            )  # fmt: skip
+            return
+        if age > 100 and rng.random() < 0.7:
+            ended = consent_day + timedelta(days=rng.randint(60, 95))
+            record_voluntariness_check(
+                context=context, referral_id=referral.pk, checked_at=_at(ended, 11), stage="discharge",
+                told_attendance_required=False, sanction_mentioned=False, feels_free_to_stop=True,
+                goals_set_by_client=True, employment_goal_raised_by=rng.choice(["nobody", "client"]),
+            )  # fmt: skip
+            discharge_referral(
+                context=context, referral_id=referral.pk, discharged_on=ended,
+                reason=rng.choices(["completed", "client_ended", "not_suitable", "referred_on", "no_contact"], [60, 15, 5, 10, 10])[0],
+            )  # fmt: skip
 
     def build_access_attempts(self, world):
         """What a DPO should find in the alert queue: a work coach's attempts to list and to open a referral."""
-        from consent.access import firewall
-        from consent.access.log import AccessContext
-        from consent.models import Referral
-
         coach = AccessContext.for_command(User.objects.get(username="workcoach"), "seed_demo")
         referral = Referral.objects.filter(site=world["sites"]["jobcentre"]).order_by("referred_on").first()
         # Each refusal writes its denied event before raising; caught inside the transaction, the event stays.

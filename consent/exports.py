@@ -1,4 +1,5 @@
-"""The access log as documents: CSV rows, HL7 FHIR R4 AuditEvents, and a client's subject-access export.
+"""Exports of client data and of its access log: the log as CSV rows and HL7 FHIR R4 AuditEvents, and a client's
+subject-access export (beside the FHIR Consent export, consent.fhir, and the consent receipts, consent.receipts).
 
 Built as plain values so nothing here needs a FHIR library at run time; the test suite validates the
 AuditEvents against `fhir.resources.R4B`. Clients appear only by pseudonym in the log documents.
@@ -122,9 +123,8 @@ def _instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def audit_event(event: AccessEvent) -> dict:
-    """One access event as a FHIR R4 AuditEvent (a JSON-ready dict)."""
-    code, interaction = FHIR_ACTION.get(event.action, ("E", None))
+def _audit_types(event: AccessEvent, interaction: str | None) -> tuple[dict, list[dict]]:
+    """The AuditEvent's type and subtypes: our action, and FHIR's RESTful interaction where there is one."""
     if event.action in _SIGN_IN_ACTIONS:
         event_type = {"system": DICOM, "code": "110114", "display": "User Authentication"}
     else:
@@ -132,6 +132,10 @@ def audit_event(event: AccessEvent) -> dict:
     subtype = [{"system": ACTION_SYSTEM, "code": event.action, "display": Action(event.action).label}]
     if interaction:
         subtype.append({"system": RESTFUL_INTERACTION, "code": interaction})
+    return event_type, subtype
+
+
+def _audit_agent(event: AccessEvent) -> dict:
     agent = {
         "who": {"identifier": {"system": USER_SYSTEM, "value": str(event.actor_id or "anonymous")}, "display": event.actor_name},
         "requestor": True,
@@ -140,6 +144,11 @@ def audit_event(event: AccessEvent) -> dict:
         agent["role"] = [{"coding": [{"system": ORGANISATION_KIND_SYSTEM, "code": event.actor_organisation_kind}]}]
     if event.actor_organisation_id:
         agent["altId"] = f"organisation {event.actor_organisation_id}"
+    return agent
+
+
+def _audit_entities(event: AccessEvent) -> list[dict]:
+    """The event itself (with the log's own fields), and the client (by pseudonym) and referral it is about."""
     details = [
         {"type": name, "valueString": str(value)}
         for name, value in (
@@ -172,6 +181,24 @@ def audit_event(event: AccessEvent) -> dict:
                 "name": event.object_type or "referral",
             }
         )
+    return entities
+
+
+def _audit_purpose(event: AccessEvent) -> list[dict] | None:
+    if event.action == Action.BREAK_GLASS:
+        return [
+            {
+                "coding": [{"system": ACT_REASON, "code": "BTG", "display": "break the glass"}],
+                "text": event.purpose or "break-glass",
+            }
+        ]
+    return [{"text": event.purpose}] if event.purpose else None
+
+
+def audit_event(event: AccessEvent) -> dict:
+    """One access event as a FHIR R4 AuditEvent (a JSON-ready dict)."""
+    code, interaction = FHIR_ACTION.get(event.action, ("E", None))
+    event_type, subtype = _audit_types(event, interaction)
     resource = {
         "resourceType": "AuditEvent",
         "id": f"access-event-{event.pk}",
@@ -182,7 +209,7 @@ def audit_event(event: AccessEvent) -> dict:
         # 0 success; 4 minor failure, which is how a refused access is reported.
         "outcome": "0" if event.outcome == Outcome.ALLOWED else "4",
         "outcomeDesc": event.outcome,
-        "agent": [agent],
+        "agent": [_audit_agent(event)],
         "source": {
             "site": f"organisation {event.chain_id}",
             "observer": {"display": "Co-location consent tracker access log"},
@@ -194,17 +221,11 @@ def audit_event(event: AccessEvent) -> dict:
                 }
             ],
         },
-        "entity": entities,
+        "entity": _audit_entities(event),
     }
-    if event.action == Action.BREAK_GLASS:
-        resource["purposeOfEvent"] = [
-            {
-                "coding": [{"system": ACT_REASON, "code": "BTG", "display": "break the glass"}],
-                "text": event.purpose or "break-glass",
-            }
-        ]
-    elif event.purpose:
-        resource["purposeOfEvent"] = [{"text": event.purpose}]
+    purpose = _audit_purpose(event)
+    if purpose is not None:
+        resource["purposeOfEvent"] = purpose
     return resource
 
 
@@ -313,13 +334,16 @@ def _history_entry(values: dict) -> dict:
     }
 
 
-def subject_access_export(context: AccessContext, referral_id) -> dict:
+def subject_access_export(context: AccessContext, referral_id=None, *, referral: Referral | None = None) -> dict:
     """Everything held about the client of a referral, with the access history, for the provider's DPO.
 
-    The firewall opens the referral for Purpose.SUBJECT_ACCESS (logged as an export, or a logged 404); the
-    client's other referrals with the same provider come through the firewall's selector too, each logged.
+    The firewall opens the referral for Purpose.SUBJECT_ACCESS (logged as an export, or a logged 404), here or
+    before (`referral`, as the API's base view does); the client's other referrals with the same provider come
+    through the firewall's selector too, each logged.
     """
-    opened = firewall.open_referral(context, referral_id, purpose=firewall.Purpose.SUBJECT_ACCESS, action=Action.EXPORT)
+    if referral is None:
+        referral = firewall.open_referral(context, referral_id, purpose=firewall.Purpose.SUBJECT_ACCESS, action=Action.EXPORT)
+    opened = firewall.require_opened(context, referral, firewall.Purpose.SUBJECT_ACCESS)
     base = consent_selectors.referral_detail().select_related("client")
     referrals = list(
         firewall.referrals_visible_to(context.user, firewall.Purpose.SUBJECT_ACCESS, base=base)
