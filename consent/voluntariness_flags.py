@@ -101,6 +101,8 @@ def refresh_voluntariness_flags(referral_id, *, written=None, new_referral: bool
     if new_referral:
         VoluntarinessFlags.objects.create(referral_id=referral_id)
         return
+    if written is not None and written not in FLAGS_OF:
+        return  # A record that changes no flag (a discharge) costs no query.
     sql, params, slot = _refresh_sql(connection.vendor, written)
     key = Referral._meta.pk.get_db_prep_value(referral_id, connection)
     params = [*params[:slot], key, *params[slot + 1 :], key]
