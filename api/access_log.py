@@ -473,8 +473,12 @@ class AccessEventListView(DPOView):
             OpenApiParameter("referral", OpenApiTypes.UUID, description="A referral id."),
             OpenApiParameter("action", str, enum=Action.values),
             OpenApiParameter("outcome", str, enum=Outcome.values),
-            OpenApiParameter("organisation_kind", str, enum=OrganisationKind.values, description="The actor's kind of organisation."),
-            OpenApiParameter("occurred_after", str, description="A date (YYYY-MM-DD, from its start) or an ISO 8601 date and time."),
+            OpenApiParameter(
+                "organisation_kind", str, enum=OrganisationKind.values, description="The actor's kind of organisation."
+            ),
+            OpenApiParameter(
+                "occurred_after", str, description="A date (YYYY-MM-DD, from its start) or an ISO 8601 date and time."
+            ),
             OpenApiParameter("occurred_before", str, description="A date (YYYY-MM-DD, to its end) or an ISO 8601 date and time."),
             OpenApiParameter("format", str, enum=LOG_FORMATS, description="json (default), csv or fhir."),
             *PAGE_PARAMETERS,
@@ -655,7 +659,10 @@ class VerifyView(DPOView):
         operation_id="access_log_verify",
         parameters=[
             OpenApiParameter(
-                "against", str, pattern="^[0-9a-f]{64}$", description="A head hash published earlier (64 lowercase hex characters)."
+                "against",
+                str,
+                pattern="^[0-9a-f]{64}$",
+                description="A head hash published earlier (64 lowercase hex characters).",
             )
         ],
         responses=VerificationOutput,

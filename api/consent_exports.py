@@ -38,6 +38,7 @@ class PrintableReceiptRenderer(BaseRenderer):
         # Only errors reach here (a 404 has no page of its own): say them as plain text.
         return str((data or {}).get("detail", "")).encode("utf-8") if isinstance(data, dict) else b""
 
+
 # ---- the documents, as the schema names them (FHIR's and Kantara's own camelCase field names) -----------------
 
 
@@ -198,11 +199,17 @@ class ConsentExportViewSet(ClientDataViewSet):
             "signature over the canonical JSON of `receipt` (keys sorted, no whitespace, UTF-8); check it with "
             "`python manage.py verify_consent_receipt FILE`. 404 until consent has been recorded."
         ),
-        parameters=[OpenApiParameter("format", str, enum=["json", "html"], description="json (default) or html: a printable page for the client.")],
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=["json", "html"], description="json (default) or html: a printable page for the client."
+            )
+        ],
         responses={
             (200, "application/json"): ConsentReceiptOutput,
             (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="?format=html: a printable page for the client"),
-            409: OpenApiResponse(description="The consent record no longer matches what was recorded at intake: no receipt is issued."),
+            409: OpenApiResponse(
+                description="The consent record no longer matches what was recorded at intake: no receipt is issued."
+            ),
         },
     )
     @action(detail=True, methods=["get"], url_path="consent-receipt",

@@ -70,7 +70,9 @@ class TextField(serializers.CharField):
 
     # The same rule as to_internal_value's, stated in the schema (api.schema merges schema_extra), so a generated
     # client or a fuzzer knows what text is accepted: something other than spaces, and no control character.
-    schema_extra = {"pattern": r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"}
+    schema_extra = {
+        "pattern": r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
+    }
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

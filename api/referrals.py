@@ -149,7 +149,9 @@ class ConsentInput(ExplainedInput):
         help_text="the id of a consent template in force on the day consent was given (see /api/v1/consent-templates/)",
     )  # fmt: skip
     method = ChoiceField(choices=ConsentMethod.choices)
-    given_at = serializers.DateTimeField(help_text="When consent was given, with its time zone; not before the referral, not in the future.")
+    given_at = serializers.DateTimeField(
+        help_text="When consent was given, with its time zone; not before the referral, not in the future."
+    )
     # Not required at run time: the service lists what is missing (the treatment scope, each acknowledgement) by name.
     scopes = ScopesInput()
     acknowledgements = AcknowledgementsInput(required=False, default=dict)
@@ -217,7 +219,9 @@ class BreakGlassInput(ExplainedInput):
 class AssignmentsOutput(serializers.Serializer):
     """Who is assigned to the referral now."""
 
-    assigned = serializers.ListField(child=serializers.CharField(), read_only=True, help_text="Usernames of the therapists assigned.")
+    assigned = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Usernames of the therapists assigned."
+    )
 
 
 class AssignmentInput(ExplainedInput):
@@ -291,7 +295,9 @@ class VoluntarinessOutput(serializers.Serializer):
     """Computed from the referral's records, never typed in."""
 
     status = serializers.ChoiceField(choices=VOLUNTARINESS_CHOICES, read_only=True)
-    reasons = serializers.ListField(child=serializers.CharField(), read_only=True, help_text="Why, in words; empty when voluntary.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Why, in words; empty when voluntary."
+    )
 
 
 class ReferralOutput(serializers.Serializer):
@@ -754,4 +760,3 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     def unassignment(self, request, pk=None, username=None):
         firewall.unassign_therapist(self.access, therapist=account_by_username(username), referral=self.referral)
         return Response(status=status.HTTP_204_NO_CONTENT)
-

@@ -424,7 +424,8 @@ def _signed_head(provider, seq: int, head_hash: str) -> None:
     newest = AccessEvent.objects.filter(chain=provider, seq=seq).values_list("occurred_at", flat=True).first()
     signature, key_id = heads.sign(provider.pk, seq, head_hash, newest)
     ChainHead.objects.update_or_create(
-        organisation=provider, defaults={"seq": seq, "head_hash": head_hash, "signed_at": newest, "signature": signature, "key_id": key_id}
+        organisation=provider,
+        defaults={"seq": seq, "head_hash": head_hash, "signed_at": newest, "signature": signature, "key_id": key_id},
     )
 
 

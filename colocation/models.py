@@ -277,7 +277,9 @@ def check_profile_move(*, profile: StaffProfile) -> None:
     if not was_agency:
         return
     errors = {}
-    if profile.organisation.kind != OrganisationKind.BENEFITS_AGENCY or (stored and stored.organisation_id != profile.organisation_id):
+    if profile.organisation.kind != OrganisationKind.BENEFITS_AGENCY or (
+        stored and stored.organisation_id != profile.organisation_id
+    ):
         errors["organisation"] = (
             "This is an account of a benefits agency: it cannot be moved to another organisation. "
             "Make a new account for the person's new role instead."
@@ -309,5 +311,7 @@ def check_organisation_kind(*, organisation: Organisation) -> None:
         organisation.staff.exists() or organisation.provided_sites.exists()
     ):
         raise ValidationError(
-            {"kind": f"{organisation} already has staff or sites, so it cannot become a benefits agency; create a new organisation."}
+            {
+                "kind": f"{organisation} already has staff or sites, so it cannot become a benefits agency; create a new organisation."
+            }
         )

@@ -88,7 +88,8 @@ def _sqlite() -> list[tuple[str, str]]:
          "OLD.benefits_agency_account AND NOT NEW.benefits_agency_account", MARK_STAYS),
     ]  # fmt: skip
     triggers += [
-        (f"{table}_agency", f"BEFORE INSERT ON {table}", _agency_account("NEW.user_id"), NO_MEMBERSHIP) for table in MEMBERSHIP_TABLES
+        (f"{table}_agency", f"BEFORE INSERT ON {table}", _agency_account("NEW.user_id"), NO_MEMBERSHIP)
+        for table in MEMBERSHIP_TABLES
     ]
     statements = [(name, _sqlite_refuse(name, when, message, event)) for name, event, when, message in triggers]
     for event in ("INSERT", "UPDATE"):

@@ -314,9 +314,14 @@ def _referral(referral: Referral) -> dict:
         # the identifiers as given at that intake (they may differ from those held).
         "recorded_for_a_client_already_held": referral.client_known_at_intake,
         **(
-            {"identifiers_given_at_intake": {"nhs_number": referral.intake_nhs_number,
-                                             "year_of_birth": referral.intake_year_of_birth}}
-            if referral.client_known_at_intake else {}
+            {
+                "identifiers_given_at_intake": {
+                    "nhs_number": referral.intake_nhs_number,
+                    "year_of_birth": referral.intake_year_of_birth,
+                }
+            }
+            if referral.client_known_at_intake
+            else {}
         ),  # fmt: skip
     }
 

@@ -61,7 +61,9 @@ def configured_key(configured: str, key_file: str, production: bool, setting: st
         # Environment variables often carry PEM with literal "\n"; accept both.
         return load_private_key(configured.replace("\\n", "\n"), setting)
     if production:
-        raise ImproperlyConfigured(f"{setting} must be set in production: an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519).")
+        raise ImproperlyConfigured(
+            f"{setting} must be set in production: an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519)."
+        )
     return _development_key(key_file, setting)
 
 

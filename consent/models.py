@@ -304,7 +304,6 @@ class ConsentRecord(AppendOnlyRecord):
             ),
         ]
 
-
     def content_digest(self) -> str:
         """SHA-256 over the canonical JSON of what was consented to: who, to which template, when, how, to what."""
         content = {

@@ -317,7 +317,9 @@ def printable_receipt(consent: ConsentRecord) -> dict:
             "scope": scope,
             "words": wording.scope_wording(scope),
             "in_force": scope in status["scopesInForce"],
-            "withdrawn_on": timezone.localtime(datetime.fromtimestamp(withdrawn[scope], tz=UTC)).date() if scope in withdrawn else None,
+            "withdrawn_on": timezone.localtime(datetime.fromtimestamp(withdrawn[scope], tz=UTC)).date()
+            if scope in withdrawn
+            else None,
         }
         for scope in consent.scopes
     ]

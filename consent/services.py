@@ -394,7 +394,13 @@ def record_consent(
 
 @transaction.atomic
 def record_withdrawal(
-    *, context: AccessContext, referral_id=None, referral: Referral | None = None, withdrawn_at: datetime, reason: str, supersedes: int | None = None
+    *,
+    context: AccessContext,
+    referral_id=None,
+    referral: Referral | None = None,
+    withdrawn_at: datetime,
+    reason: str,
+    supersedes: int | None = None,
 ) -> Withdrawal:
     """The client withdraws consent, free to do so at any time with no consequence."""
     referral = _open_for_change(context, referral_id, referral, action=Action.WITHDRAWAL)
@@ -417,7 +423,13 @@ def record_withdrawal(
 
 @transaction.atomic
 def record_scope_withdrawal(
-    *, context: AccessContext, referral_id=None, referral: Referral | None = None, scopes: list[str], withdrawn_at: datetime, reason: str
+    *,
+    context: AccessContext,
+    referral_id=None,
+    referral: Referral | None = None,
+    scopes: list[str],
+    withdrawn_at: datetime,
+    reason: str,
 ) -> list[ScopeWithdrawal]:
     """The client takes back one or more uses of their data (say, contact by SMS) and stays in therapy.
 
@@ -442,9 +454,7 @@ def record_scope_withdrawal(
         )
     known = [s for s in scopes if s in ConsentScope.values and s != ConsentScope.TREATMENT]
     if referral.status != ReferralStatus.ACTIVE:
-        errors["referral"] = (
-            f"The referral is {referral.status}: there is no consent in force to withdraw a use from."
-        )
+        errors["referral"] = f"The referral is {referral.status}: there is no consent in force to withdraw a use from."
     else:
         not_in_force = [s for s in known if s not in state.in_force]
         if not_in_force:
@@ -456,7 +466,9 @@ def record_scope_withdrawal(
     _not_in_future(withdrawn_at, "withdrawn_at", errors)
     _not_before_referral(withdrawn_at, "withdrawn_at", referral, "A withdrawal", errors)
     if "withdrawn_at" not in errors and state.consent is not None and withdrawn_at < state.consent.given_at:
-        errors["withdrawn_at"] = f"A withdrawal cannot come before the consent it withdraws ({state.consent.given_at.isoformat()})."
+        errors["withdrawn_at"] = (
+            f"A withdrawal cannot come before the consent it withdraws ({state.consent.given_at.isoformat()})."
+        )
     _raise_if(errors)
     rows = []
     for scope in known:
@@ -515,7 +527,9 @@ def record_decline(*, context: AccessContext, referral_id=None, referral: Referr
 
 
 @transaction.atomic
-def discharge_referral(*, context: AccessContext, referral_id=None, referral: Referral | None = None, discharged_on: date, reason: str) -> Discharge:
+def discharge_referral(
+    *, context: AccessContext, referral_id=None, referral: Referral | None = None, discharged_on: date, reason: str
+) -> Discharge:
     """End the episode."""
     referral = _open_for_change(context, referral_id, referral)
     errors: dict = {}

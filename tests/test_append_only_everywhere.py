@@ -52,7 +52,9 @@ def every_record(world):
     response = api_client(world.dpo).post(f"/api/v1/access-events/alerts/{alert.pk}/disposition/",
                                           {"disposition": "no_concern", "note": "Refused as it should be."})  # fmt: skip
     assert response.status_code == 201
-    response = api_client(world.dpo).post(f"/api/v1/pilots/{world.pilot.pk}/compliance-reports/", {"period": "2026-Q3"}, format="json")
+    response = api_client(world.dpo).post(
+        f"/api/v1/pilots/{world.pilot.pk}/compliance-reports/", {"period": "2026-Q3"}, format="json"
+    )
     assert response.status_code == 201
     assert verify_chain(organisation_ids=[world.kent.pk]).verified  # leaves a checkpoint
     for model in MODELS:
@@ -101,7 +103,9 @@ def _attempts(model, pk) -> dict[str, str]:
         attempts["REPLACE"] = f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE {key} = %s"
         # A new key colliding on another unique key: REPLACE would delete the old row to make room.
         others = ", ".join(_columns(model, with_pk=False))
-        attempts["REPLACE on another unique key"] = f"REPLACE INTO {table} ({others}) SELECT {others} FROM {table} WHERE {key} = %s"
+        attempts["REPLACE on another unique key"] = (
+            f"REPLACE INTO {table} ({others}) SELECT {others} FROM {table} WHERE {key} = %s"
+        )
     return attempts
 
 

@@ -121,7 +121,9 @@ def test_an_object_permission_written_outside_the_firewall_is_a_grant_event_with
 
 def test_grants_in_bulk_are_events_too(world, changes):
     referrals = [world.referral]
-    assign_perm("consent.view_referral", world.unassigned_therapist, type(world.referral).objects.filter(pk__in=[r.pk for r in referrals]))
+    assign_perm(
+        "consent.view_referral", world.unassigned_therapist, type(world.referral).objects.filter(pk__in=[r.pk for r in referrals])
+    )
     assert [row[2] for row in changes()] == [f"view_referral granted to user {world.unassigned_therapist.pk}"]
 
 
@@ -141,7 +143,8 @@ def test_an_organisations_kind_changed_is_an_event(world, changes):
     commissioner.save()
     # An organisation of no provider's: every provider's DPO hears of it.
     assert {(row[0], row[2]) for row in changes()} == {
-        (world.kent.pk, "kind commissioner->other"), (world.medway.pk, "kind commissioner->other")
+        (world.kent.pk, "kind commissioner->other"),
+        (world.medway.pk, "kind commissioner->other"),
     }
 
 
@@ -171,7 +174,12 @@ def test_a_change_made_in_the_admin_names_the_administrator_and_the_request(worl
         (world.kent.pk, f"user:{world.unassigned_therapist.pk}", "is_active true->false", "admin")
     ]
     event = AccessEvent.objects.filter(action="authorisation_change").latest("pk")
-    assert (event.actor_name, event.purpose, event.method, event.chain_id) == ("admin", "is_active true->false", "POST", world.kent.pk)
+    assert (event.actor_name, event.purpose, event.method, event.chain_id) == (
+        "admin",
+        "is_active true->false",
+        "POST",
+        world.kent.pk,
+    )
     assert event.path == url and len(event.request_id) == 32
     assert verify_chain(organisation_ids=[world.kent.pk]).verified
 

@@ -7,7 +7,6 @@ permissions in the user form with its inline profile; the organisation's kind) i
 gets 403 on every client-data list.
 """
 
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
@@ -193,7 +192,10 @@ def test_the_admins_user_form_saves_the_work_coach_unchanged(world, admin_client
 
 CHANGES = {
     "organisation to the provider": {"staff_profile-0-organisation": ["{kent}"]},
-    "organisation and role to the provider's": {"staff_profile-0-organisation": ["{kent}"], "staff_profile-0-role": ["therapist"]},
+    "organisation and role to the provider's": {
+        "staff_profile-0-organisation": ["{kent}"],
+        "staff_profile-0-role": ["therapist"],
+    },
     "role": {"staff_profile-0-role": ["therapist"]},
     "staff": {"is_staff": ["on"]},
     "superuser": {"is_superuser": ["on"]},
@@ -214,8 +216,13 @@ def test_each_change_to_a_work_coach_in_the_admins_user_form_is_refused(world, a
 
     assert response.status_code == 200  # the form again, with the error, not a redirect to the list
     page = response.content.decode().replace("&#x27;", "'")
-    refusals = ("is an account of a benefits agency", "cannot be moved to another organisation",
-                "its role stays work_coach", "can only have the work_coach role", "A work_coach must belong to a benefits agency")
+    refusals = (
+        "is an account of a benefits agency",
+        "cannot be moved to another organisation",
+        "its role stays work_coach",
+        "can only have the work_coach role",
+        "A work_coach must belong to a benefits agency",
+    )
     assert "errorlist" in page and any(refusal in page for refusal in refusals), page[:3000]
     assert _rows(world) == before
     _assert_still_walled_off(world)

@@ -134,6 +134,7 @@ def test_verifications_and_reports_during_eight_writers_always_say_verified(
                 with transaction.atomic():
                     record_access(AccessContext.for_command(user, "concurrency test"),
                                   _drafts(world, world.kent, world.referral, EVENTS_PER_TRANSACTION))  # fmt: skip
+
         return write
 
     def verifier(full: bool):
@@ -147,6 +148,7 @@ def test_verifications_and_reports_during_eight_writers_always_say_verified(
                     else:
                         verdicts.append((log_verification({world.kent.pk})[world.kent.pk], None))
                         reports.append(compliance_report(world.pilot, "pilot")["totals"]["access_log_verified"])
+
         return verify
 
     def all_writers():

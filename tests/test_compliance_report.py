@@ -206,9 +206,13 @@ def _check_scope(published: dict, raw: dict) -> set:
         else:
             assert shown == expected, (path, n, shown, expected)
     # Shares from the figures as shown (withheld with them), never from the raw counts.
-    received, consent, remained = (_flat(published)[(k,)] for k in ("referrals_received", "explicit_consent", "remained_voluntary"))
+    received, consent, remained = (
+        _flat(published)[(k,)] for k in ("referrals_received", "explicit_consent", "remained_voluntary")
+    )
     assert published["explicit_consent_share"] == (STAR if STAR in (consent, received) else round(min(1, consent / received), 2))
-    assert published["remained_voluntary_share"] == (STAR if STAR in (remained, consent) else round(min(1, remained / consent), 2))
+    assert published["remained_voluntary_share"] == (
+        STAR if STAR in (remained, consent) else round(min(1, remained / consent), 2)
+    )
     assert published["median_days_to_consent"] == (STAR if consent == STAR else raw["median_days_to_consent"])
     return second
 
@@ -218,9 +222,16 @@ def test_it_publishes_the_hand_counted_pilot_by_the_documented_rule(counted):
     assert response.status_code == 200
     report = response.json()
     assert report["pilot"] == {"id": counted.pilot.pk, "name": "Canterbury pilot", "cadence": "quarterly"}
-    assert {k: report["period"][k] for k in ("label", "start", "end")} == {"label": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31"}
+    assert {k: report["period"][k] for k in ("label", "start", "end")} == {
+        "label": "2026-Q4",
+        "start": "2026-10-01",
+        "end": "2026-12-31",
+    }
     assert "not counted" in report["period"]["counted"]
-    assert "cell-key" in report["disclosure_control"] and "withheld so that others cannot be worked out" in report["disclosure_control"]
+    assert (
+        "cell-key" in report["disclosure_control"]
+        and "withheld so that others cannot be worked out" in report["disclosure_control"]
+    )
     totals = report["totals"]
     # By hand: 23 referrals, key 23, published 20; 20 consents published 20; 17 voluntary (key 17:
     # (17 + 1717) * 163 mod 256 = 18, mod 7 = 4, perturbation +1: 18) published 20.
@@ -335,9 +346,12 @@ def test_it_costs_the_same_number_of_queries_for_10_and_1000_referrals(world):
 def test_the_command_prints_the_suppressed_report_in_each_format(counted, tmp_path, capsys):
     call_command("compliance_report", "--pilot", str(counted.pilot.pk), "--period", "2026-Q4")
     report = json.loads(capsys.readouterr().out)
-    assert report["totals"] == api_client(counted.reviewer).get(
-        f"/api/v1/pilots/{counted.pilot.pk}/compliance-report/?period=2026-Q4"
-    ).json()["totals"]
+    assert (
+        report["totals"]
+        == api_client(counted.reviewer)
+        .get(f"/api/v1/pilots/{counted.pilot.pk}/compliance-report/?period=2026-Q4")
+        .json()["totals"]
+    )
     target = tmp_path / "report.csv"
     call_command("compliance_report", "--pilot", str(counted.pilot.pk), "--period", "2026-Q4", "--format", "csv",
                  "--output", str(target))  # fmt: skip

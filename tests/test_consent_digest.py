@@ -22,7 +22,9 @@ def test_it_stores_the_digest_of_the_consent_as_it_is_written(world):
 def test_a_consent_whose_scopes_were_rewritten_in_the_database_gets_no_receipt(world):
     consent = give_consent(world.therapist, world.referral, world.template)
     with behind_the_triggers(), connection.cursor() as cursor:
-        cursor.execute("UPDATE consent_consentrecord SET scopes = %s WHERE id = %s", ['["treatment", "share_with_gp"]', consent.pk])
+        cursor.execute(
+            "UPDATE consent_consentrecord SET scopes = %s WHERE id = %s", ['["treatment", "share_with_gp"]', consent.pk]
+        )
 
     response = _receipt(world)
 

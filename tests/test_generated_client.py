@@ -183,7 +183,8 @@ def test_the_generated_client_runs_the_therapists_journey(api, world):
     second = _record_a_referral(api, therapist, site.id, "GEN-0002")
     _consent(api, therapist, second.id, template.id)
     withdrawn = api.therapist.referrals_withdrawals_create.sync(
-        second.id, client=therapist,
+        second.id,
+        client=therapist,
         body=m.WithdrawalInput(withdrawn_at=_at(REFERRED_ON, 15), reason=m.WithdrawalReasonEnum.NO_LONGER_WANTED),
     )
     assert withdrawn.status == m.ReferralStatusEnum.WITHDRAWN
@@ -241,9 +242,7 @@ def test_the_generated_client_runs_the_reviewers_journey(api, world):
     m = api.models
     # A DPO of a provider in the pilot freezes a snapshot the reviewer will read.
     dpo = api.signed_in("dpo")
-    frozen = api.clinical_lead.compliance_report_freeze.sync(
-        world.pilot.pk, client=dpo, body=m.FreezeReportInput(period="2026")
-    )
+    frozen = api.clinical_lead.compliance_report_freeze.sync(world.pilot.pk, client=dpo, body=m.FreezeReportInput(period="2026"))
     assert isinstance(frozen, m.Snapshot), frozen
 
     reviewer = api.signed_in("reviewer")

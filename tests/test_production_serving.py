@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 STARTUP_LIMIT = 240  # seconds: migrate and collectstatic run first, and CI machines can be busy
 PROBE_PASSWORD = secrets.token_urlsafe(16)
 
-pytestmark = [pytest.mark.slow] + [pytest.mark.skipif(
-    connection.vendor == "postgresql", reason="served once per CI run, on its own SQLite database (the SQLite run)"
-)]
+pytestmark = [pytest.mark.slow] + [
+    pytest.mark.skipif(
+        connection.vendor == "postgresql", reason="served once per CI run, on its own SQLite database (the SQLite run)"
+    )
+]
 
 
 def free_port() -> int:
@@ -48,9 +50,9 @@ def production_environment(tmp_path: Path, port: int) -> dict:
         STATIC_ROOT=str(tmp_path / "static"),
         CONSENT_RECEIPT_SIGNING_KEY=key.decode("ascii"),
         # The access log's own key, apart from the receipt key (consent.access.heads).
-        ACCESS_LOG_SIGNING_KEY=Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode("ascii"),
+        ACCESS_LOG_SIGNING_KEY=Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode("ascii"),
         HOST="127.0.0.1",
         PORT=str(port),
         WEB_CONCURRENCY="1",

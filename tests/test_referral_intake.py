@@ -25,9 +25,6 @@ def counts() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in COUNTED}
 
 
-
-
-
 def test_it_creates_the_client_and_the_referral_in_one_post(world):
     before = counts()
     response = api_client(world.therapist).post(URL, intake_body(world), format="json")
@@ -193,7 +190,9 @@ def test_it_refuses_the_same_local_reference_with_a_different_nhs_number(world):
 
 
 def test_it_accepts_a_referral_made_today(world):
-    response = api_client(world.therapist).post(URL, intake_body(world, referred_on=timezone.localdate().isoformat()), format="json")
+    response = api_client(world.therapist).post(
+        URL, intake_body(world, referred_on=timezone.localdate().isoformat()), format="json"
+    )
     assert response.status_code == 201, response.json()
 
 

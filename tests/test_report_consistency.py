@@ -40,8 +40,10 @@ def test_reports_of_overlapping_periods_agree_on_every_figure_they_share(world):
         for other in ("2026-Q4", "2026", "pilot") if label == "2026-10" else ("2026-Q3", "2026-Q4", "2026", "pilot"):
             (point,) = [p for p in reports[other]["series"] if p["period"] == label]
             assert (point["referrals_received"], point["remained_voluntary"]) == (
-                own["referrals_received"], own["remained_voluntary"]
+                own["referrals_received"],
+                own["remained_voluntary"],
             ), (label, other)
+
     # October and Q4 count the same referrals: every figure about them is the same, at every site, in every
     # format. (Benefits-agency attempts are events of their own time, not referrals, so they are left aside.)
     def about_referrals(scope):

@@ -72,7 +72,9 @@ def test_the_adversary_is_not_a_straw_man_it_beats_plain_rounding(monkeypatch):
     adversary recovers small counts exactly: 12 of the first 30 random worlds when this was written."""
     monkeypatch.setattr(report, "publish_count", lambda n, key: disclosure.suppress_count(n))
     monkeypatch.setattr(report._Cells, "_exposed", lambda self, total, parts, withheld: False)
-    monkeypatch.setattr(Adversary, "published_range", staticmethod(lambda v: range(0, 1) if v == 0 else range(max(8, v - 2), v + 3)))
+    monkeypatch.setattr(
+        Adversary, "published_range", staticmethod(lambda v: range(0, 1) if v == 0 else range(max(8, v - 2), v + 3))
+    )
     wins = 0
     for seed in SEEDS_THE_OLD_METHOD_LOSES:
         rng = random.Random(seed)

@@ -193,7 +193,10 @@ def test_a_pilot_with_nothing_small_is_published_rounded_with_nothing_withheld()
     report = publish(pilot, {1: True})
     # No record keys given: every cell key 0, so each figure is publish_count(n, 0).
     assert report["totals"]["voluntariness"] == {
-        "voluntary": publish_count(22, 0), "concern": 0, "not_voluntary": publish_count(9, 0), "unknown": publish_count(9, 0)
+        "voluntary": publish_count(22, 0),
+        "concern": 0,
+        "not_voluntary": publish_count(9, 0),
+        "unknown": publish_count(9, 0),
     }
     shown = report["totals"]
     # Shares from the published figures, not 31/40 and 22/31 from the raw ones.

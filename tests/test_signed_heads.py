@@ -45,7 +45,9 @@ def _rewrite_tail(chain, from_seq: int, *, sign_with=None):
                            "WHERE id = %s", [event.actor_name, event.prev_hash, prev_hash, event.pk])  # fmt: skip
         signature, key_id = ("", "")
         if sign_with is not None:
-            signature = base64.b64encode(sign_with.sign(heads.message(chain.pk, rows[-1].seq, prev_hash, rows[-1].occurred_at))).decode()
+            signature = base64.b64encode(
+                sign_with.sign(heads.message(chain.pk, rows[-1].seq, prev_hash, rows[-1].occurred_at))
+            ).decode()
             key_id = "f" * 64
         cursor.execute("UPDATE access_chainhead SET head_hash = %s, signature = %s, key_id = %s WHERE organisation_id = %s",
                        [prev_hash, signature or ChainHead.objects.get(organisation=chain).signature, key_id or

@@ -27,7 +27,10 @@ def signed_in(user, **kwargs) -> Client:
 
 
 def rows() -> dict:
-    return {model.__name__: model.objects.count() for model in (Referral, ClientRecord, ConsentRecord, Withdrawal, ScopeWithdrawal, Discharge)}
+    return {
+        model.__name__: model.objects.count()
+        for model in (Referral, ClientRecord, ConsentRecord, Withdrawal, ScopeWithdrawal, Discharge)
+    }
 
 
 @pytest.mark.django_db
@@ -57,7 +60,9 @@ def test_every_form_that_posts_carries_a_csrf_token(world):
 
 def field_error(html: str, field: str) -> str:
     """The error shown next to a field (its error message element), or ''."""
-    match = re.search(rf'id="id_{field}-error"><span class="nhsuk-u-visually-hidden">Error:</span> (.*?)</span>', html, flags=re.S)
+    match = re.search(
+        rf'id="id_{field}-error"><span class="nhsuk-u-visually-hidden">Error:</span> (.*?)</span>', html, flags=re.S
+    )
     return match.group(1) if match else ""
 
 
@@ -98,8 +103,10 @@ def test_consent_missing_an_acknowledgement_is_refused_next_to_the_acknowledgeme
 def test_withdrawing_a_use_never_agreed_is_refused_next_to_the_uses_and_nothing_is_written(world):
     give_consent(world.therapist, world.referral, world.template)  # treatment only
     before = rows()
-    response = signed_in(world.therapist).post(f"/clients/{world.referral.pk}/withdraw/", {
-        "what": "uses", "scopes": ["contact_by_sms"], "withdrawn_at": "2026-09-20T12:00", "reason": "no_longer_wanted"})
+    response = signed_in(world.therapist).post(
+        f"/clients/{world.referral.pk}/withdraw/",
+        {"what": "uses", "scopes": ["contact_by_sms"], "withdrawn_at": "2026-09-20T12:00", "reason": "no_longer_wanted"},
+    )
     assert response.status_code == 400
     assert field_error(response.content.decode(), "scopes").startswith("Not in force, so nothing to withdraw: contact_by_sms")
     assert rows() == before
@@ -108,7 +115,9 @@ def test_withdrawing_a_use_never_agreed_is_refused_next_to_the_uses_and_nothing_
 @pytest.mark.django_db
 def test_a_discharge_before_the_referral_is_refused_next_to_its_date(world):
     before = rows()
-    response = signed_in(world.therapist).post(f"/clients/{world.referral.pk}/discharge/", {"discharged_on": "2026-01-01", "reason": "completed"})
+    response = signed_in(world.therapist).post(
+        f"/clients/{world.referral.pk}/discharge/", {"discharged_on": "2026-01-01", "reason": "completed"}
+    )
     assert "cannot come before the referral" in field_error(response.content.decode(), "discharged_on")
     assert rows() == before
 
@@ -117,8 +126,9 @@ def test_a_discharge_before_the_referral_is_refused_next_to_its_date(world):
 def test_a_status_the_service_refuses_is_shown_above_the_form(world):
     # Awaiting consent: nothing to withdraw from. The service's message names the status.
     before = rows()
-    response = signed_in(world.therapist).post(f"/clients/{world.referral.pk}/withdraw/", {
-        "what": "therapy", "withdrawn_at": "2026-09-20T12:00", "reason": "other"})
+    response = signed_in(world.therapist).post(
+        f"/clients/{world.referral.pk}/withdraw/", {"what": "therapy", "withdrawn_at": "2026-09-20T12:00", "reason": "other"}
+    )
     assert response.status_code == 400
     assert "The referral is awaiting_consent" in response.content.decode()
     assert rows() == before

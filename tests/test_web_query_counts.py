@@ -18,13 +18,17 @@ def _grow(world, upto: int) -> None:
 
     have = Referral.objects.filter(provider=world.kent).count()
     for n in range(have, upto):
-        referral = make_referral(world.therapist, world.site, local_reference=f"KTT-Q{n:05d}", referred_on=date(2026, 7, 1 + n % 28))
+        referral = make_referral(
+            world.therapist, world.site, local_reference=f"KTT-Q{n:05d}", referred_on=date(2026, 7, 1 + n % 28)
+        )
         if n % 2:
             give_consent(world.therapist, referral, world.template)
             intake_check(world.therapist, referral)
         with transaction.atomic():
             try:
-                firewall.open_referral(AccessContext.for_command(world.work_coach, "test"), referral.pk, purpose=firewall.Purpose.VIEW)
+                firewall.open_referral(
+                    AccessContext.for_command(world.work_coach, "test"), referral.pk, purpose=firewall.Purpose.VIEW
+                )
             except firewall.ReferralNotFound:
                 pass
     # As production runs after its nightly verification (and the benchmark measures): the report resumes the

@@ -217,7 +217,9 @@ class LogFilterForm(forms.Form):
 
 
 class ReferralIdForm(forms.Form):
-    referral = forms.UUIDField(label="Referral ID", error_messages={"invalid": "Give a referral ID (a UUID such as 5b7c1f0e-...)."})
+    referral = forms.UUIDField(
+        label="Referral ID", error_messages={"invalid": "Give a referral ID (a UUID such as 5b7c1f0e-...)."}
+    )
 
 
 class PeriodForm(forms.Form):

@@ -139,8 +139,9 @@ def record_failed_sign_in(*, context: AccessContext, username: str) -> list[Acce
 def record_sign_out(*, context: AccessContext, user: User) -> list[AccessEvent]:
     """A sign-out (one token, every token, or a session: the event's path says which), on the account's chains."""
     drafts = [
-        EventDraft(chain=chain, action=Action.SIGN_OUT, outcome=Outcome.ALLOWED, status=204, object_type="user",
-                   object_id=str(user.pk))  # fmt: skip
+        EventDraft(
+            chain=chain, action=Action.SIGN_OUT, outcome=Outcome.ALLOWED, status=204, object_type="user", object_id=str(user.pk)
+        )  # fmt: skip
         for chain in chains_of_organisation(organisation_of(user))
     ]
     return record_access(_as(context, user), drafts)

@@ -422,4 +422,3 @@ __all__ = [
     "record_allowed", "grant_on_creation", "assign_therapist", "unassign_therapist", "assigned_therapists",
     "may_act_on", "log_refusal", "Refusal", "require_opened", "open_to_act", "open_for_break_glass",
 ]  # fmt: skip
-

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -13,15 +14,20 @@ from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.db.models import Exists, F, OuterRef, Subquery, Value
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from colocation import models as colocation_models
 from colocation.models import Organisation, OrganisationKind
 from colocation.selectors import organisation_of
+from consent import models as consent_models
 from consent.access import heads
+from consent.access import models as access_models
 from consent.access.models import AccessEvent, Action, ChainHead, Outcome, VerifiedCheckpoint
+from consent.models import Client
+from consent.source_of_referral import SOURCE_OF_REFERRAL
 
 GENESIS_HASH = "0" * 64
 
@@ -59,7 +65,16 @@ class AlertReason:
     AUTHORISATION_CHANGE = "authorisation_change"
     # A referral recorded for a client the provider already held, by someone who could not see that client.
     KNOWN_CLIENT = "known_client"
-    ALL = (DENIED, BENEFITS_AGENCY, BREAK_GLASS, OUTSIDE_ASSIGNMENT, UNUSUAL_VOLUME, REPORT_BURST, AUTHORISATION_CHANGE, KNOWN_CLIENT)
+    ALL = (
+        DENIED,
+        BENEFITS_AGENCY,
+        BREAK_GLASS,
+        OUTSIDE_ASSIGNMENT,
+        UNUSUAL_VOLUME,
+        REPORT_BURST,
+        AUTHORISATION_CHANGE,
+        KNOWN_CLIENT,
+    )
     # What each reason means, in the words the DPO's queue and the API's schema use.
     LABELS = {
         DENIED: "A refused attempt",
@@ -180,10 +195,6 @@ def _safe_query_name(name: str) -> bool:
 @lru_cache(maxsize=1)
 def _known_values() -> frozenset[str]:
     """Every value of the project's enumerations (roles, statuses, pathways, actions, formats...)."""
-    from colocation import models as colocation_models
-    from consent import models as consent_models
-    from consent.access import models as access_models
-    from consent.source_of_referral import SOURCE_OF_REFERRAL
 
     enumerations = [
         colocation_models.OrganisationKind, colocation_models.Role, colocation_models.VenueKind, colocation_models.Cadence,
@@ -258,16 +269,14 @@ def _client_identifiers(drafts: list[EventDraft], context: AccessContext, path: 
     texts = [d.purpose or context.purpose for d in drafts]
     query_values = [value for _, value in parse_qsl(urlsplit(path).query)]
     request_ids = [
-        value for value in (context.request_id, context.client_request_id) if value and not (_UUID.match(value) or _HEX_ID.match(value))
+        value
+        for value in (context.request_id, context.client_request_id)
+        if value and not (_UUID.match(value) or _HEX_ID.match(value))
     ]
     words = _tokens([*texts, *request_ids, *query_values])
     pseudonyms = {d.client_pseudonym for d in drafts if d.client_pseudonym and (d.purpose or context.purpose)}
     if not words and not pseudonyms:
         return set()
-    from django.db.models import Q
-
-    from consent.models import Client
-
     chains = {d.chain.pk for d in drafts}
     rows = Client.objects.filter(Q(pk__in=pseudonyms) | Q(provider_id__in=chains, local_reference__in=words))
     found = set()
@@ -449,8 +458,6 @@ def _insert_events(events: list[SimpleNamespace]) -> None:
     PostgreSQL: one INSERT ... SELECT FROM unnest() of one array per column, whatever the number of events.
     SQLite: multi-row INSERT ... VALUES, as many rows a statement as its limit on parameters allows.
     """
-    from django.db import connection
-
     fields = [AccessEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
@@ -471,8 +478,6 @@ def _insert_events(events: list[SimpleNamespace]) -> None:
 
 
 def _sqlite_parameter_limit(connection) -> int:
-    import sqlite3
-
     connection.ensure_connection()
     return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
@@ -554,8 +559,6 @@ def _chain_rows(chain_id: int, after: int = 0, upto: int = 0):
     The first batch is asked for even when the walk is already at the head, so a verification costs the same
     queries whether it resumes or not.
     """
-    from django.db import connection
-
     encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     sha256, sql, end = hashlib.sha256, _chain_sql(connection), _REQUIRED_COUNT + 1
     with connection.cursor() as cursor:
@@ -653,7 +656,10 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
     """
     chains = organisation_ids
     if chains is None:
-        chains = sorted(set(Organisation.objects.values_list("pk", flat=True)) | set(ChainHead.objects.values_list("organisation_id", flat=True)))
+        chains = sorted(
+            set(Organisation.objects.values_list("pk", flat=True))
+            | set(ChainHead.objects.values_list("organisation_id", flat=True))
+        )
     columns = ("id", *HASHED_FIELDS, "hash")
     starts = {chain_id: _resume_point(chain_id, columns) if resume else (0, GENESIS_HASH, None) for chain_id in chains}
     heads_by_chain = {
@@ -700,7 +706,9 @@ def _head_signature_mismatch(chain_id: int, head: dict) -> dict | None:
     """A head that matches its chain but is not signed by the log key: a rewrite made with database access alone."""
     if not head["seq"]:
         return None
-    problem = heads.signature_problem(chain_id, head["seq"], head["head_hash"], head["signed_at"], head["signature"], head["key_id"])
+    problem = heads.signature_problem(
+        chain_id, head["seq"], head["head_hash"], head["signed_at"], head["signature"], head["key_id"]
+    )
     if problem is None:
         return None
     return _first_unsigned_event(chain_id, f"the chain head {problem}")
@@ -716,7 +724,9 @@ def _first_unsigned_event(chain_id: int, head_problem: str) -> dict:
     signed = AccessEvent.objects.filter(chain_id=chain_id).exclude(head_signature="").order_by("seq")
     while not broken:
         batch = list(
-            signed.filter(seq__gt=good_seq).values_list("seq", "hash", "occurred_at", "head_signature", "head_key_id")[:VERIFY_BATCH]
+            signed.filter(seq__gt=good_seq).values_list("seq", "hash", "occurred_at", "head_signature", "head_key_id")[
+                :VERIFY_BATCH
+            ]
         )
         for seq, hash_, occurred_at, signature, key_id in batch:
             if heads.signature_problem(chain_id, seq, hash_, occurred_at, signature, key_id):
@@ -791,9 +801,13 @@ def check_published_heads(lines: Iterable[str]) -> list[HeadCheck]:
         if now == head.hash:
             checks.append(HeadCheck(number, "found", f"still in chain {head.chain} at sequence {head.seq}", head.chain))
         elif now is None:
-            detail = f"chain {head.chain} no longer reaches sequence {head.seq}, which this service signed: events have been removed"
+            detail = (
+                f"chain {head.chain} no longer reaches sequence {head.seq}, which this service signed: events have been removed"
+            )
             checks.append(HeadCheck(number, "rewritten", detail, head.chain))
         else:
-            detail = f"chain {head.chain} at sequence {head.seq} has hash {now}, not the published {head.hash}: it has been rewritten"
+            detail = (
+                f"chain {head.chain} at sequence {head.seq} has hash {now}, not the published {head.hash}: it has been rewritten"
+            )
             checks.append(HeadCheck(number, "rewritten", detail, head.chain))
     return checks

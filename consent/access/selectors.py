@@ -139,7 +139,11 @@ class AlertGroup:
 
     @property
     def actor_organisation_label(self) -> str:
-        return OrganisationKind(self.actor_organisation_kind).label if self.actor_organisation_kind in OrganisationKind.values else ""
+        return (
+            OrganisationKind(self.actor_organisation_kind).label
+            if self.actor_organisation_kind in OrganisationKind.values
+            else ""
+        )
 
     @property
     def key(self) -> str:

@@ -115,8 +115,14 @@ def _profile_change(profile: StaffProfile, before: dict | None, after: dict | No
         for name in PROFILE_FIELDS
         if before[name] != after[name]
     ]
-    chains = [chain for org in _organisations(before["organisation_id"], after["organisation_id"]) for chain in chains_of_organisation(org)]
-    record_authorisation_change(AuthorisationChange(object_type="user", object_id=str(profile.user_id), changes=changes, chains=chains))
+    chains = [
+        chain
+        for org in _organisations(before["organisation_id"], after["organisation_id"])
+        for chain in chains_of_organisation(org)
+    ]
+    record_authorisation_change(
+        AuthorisationChange(object_type="user", object_id=str(profile.user_id), changes=changes, chains=chains)
+    )
 
 
 @receiver(post_save, sender=StaffProfile, dispatch_uid="access_profile_after")
@@ -159,7 +165,9 @@ def _memberships_changed(what: str, sender, instance, action, reverse, pk_set, *
         account = accounts.get(user_pk)
         changes = [f"{what} {sign}{', '.join(str(i) for i in related_ids)}"]
         chains = chains_of_organisation(organisation_of(account)) if account is not None else []
-        record_authorisation_change(AuthorisationChange(object_type="user", object_id=str(user_pk), changes=changes, chains=chains))
+        record_authorisation_change(
+            AuthorisationChange(object_type="user", object_id=str(user_pk), changes=changes, chains=chains)
+        )
 
 
 @receiver(m2m_changed, sender=User.groups.through, dispatch_uid="access_groups")

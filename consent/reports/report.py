@@ -244,7 +244,11 @@ def _voluntary_participation(figures: PilotFigures, shown, log_verified: bool):
         return NOT_MET, _sentence(causes), evidence
     if vol[Voluntariness.VOLUNTARY] + vol[Voluntariness.CONCERN] == 0:
         return INSUFFICIENT, "No referral has both explicit consent and an intake check yet.", evidence
-    return MET, "Every referral with consent and an intake check was voluntary; none mandated or referred by Jobcentre Plus.", evidence
+    return (
+        MET,
+        "Every referral with consent and an intake check was voluntary; none mandated or referred by Jobcentre Plus.",
+        evidence,
+    )
 
 
 def _no_information_sharing(figures: PilotFigures, shown, log_verified: bool):
@@ -337,9 +341,7 @@ def _principles(figures: PilotFigures, cells: _Cells, log_verified: bool) -> lis
     def shown(*path):
         return cells.shown(TOTAL, *path)
 
-    return [
-        _principle(key, *judge(figures, shown, log_verified)) for key, judge in PRINCIPLE_JUDGES.items()
-    ]
+    return [_principle(key, *judge(figures, shown, log_verified)) for key, judge in PRINCIPLE_JUDGES.items()]
 
 
 def publish(figures: PilotFigures, log_verified_by_provider: dict[int, bool]) -> dict:

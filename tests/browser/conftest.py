@@ -20,7 +20,6 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR", "")
 
 
-
 @pytest.fixture
 def chromium(monkeypatch):
     """A browser per test: Playwright's sync API runs an event loop in this thread while it is open, so the test's
