@@ -83,77 +83,89 @@ def _same_path(logged: str, requested: str) -> bool:
     return re.fullmatch(pattern, requested.split("?")[0]) is not None
 
 
-def check_events(check: Check, header: dict, answers: list[dict], *, allow_unavailable: bool) -> dict:
-    from consent.access.models import AccessEvent, Outcome
+def _events_by_request(ids: list[str]) -> dict[str, list[dict]]:
+    from consent.access.models import AccessEvent
 
-    ids = [a["request_id"] for a in answers if a["request_id"]]
     events_by_request = defaultdict(list)
     fields = ("request_id", "outcome", "status", "method", "path", "referral_id", "action")
     for start in range(0, len(ids), 5000):
         for event in AccessEvent.objects.filter(request_id__in=ids[start : start + 5000]).values(*fields):
             events_by_request[event["request_id"]].append(event)
+    return events_by_request
 
-    if len(set(ids)) != len(ids):
-        check.fail(f"{len(ids) - len(set(ids))} request ids were given to more than one answer")
-    outcomes: Counter = Counter()
-    logged_kinds: dict[str, set[bool]] = defaultdict(set)
-    for answer in answers:
-        kind, status, request_id = answer["kind"], answer["status"], answer["request_id"]
-        events = events_by_request.get(request_id, []) if request_id else []
-        allowed = [e for e in events if e["outcome"] == Outcome.ALLOWED]
-        denied = [e for e in events if e["outcome"] == Outcome.DENIED]
-        outcomes["allowed"] += len(allowed)
-        outcomes["denied"] += len(denied)
-        where = f"{kind} by {answer['user']}: {answer['method']} {answer['path']} -> {status} (request {request_id or 'none'})"
-        if status and not request_id:
-            check.fail(f"{where}: no X-Request-ID in the answer")
-        for event in events:
-            if event["method"] != answer["method"] or not _same_path(event["path"], answer["path"]):
-                check.fail(f"{where}: an event names {event['method']} {event['path']}")
-        if kind in REFUSALS and status == REFUSALS[kind]:
-            # One denied event on each chain concerned: a refused list, on the chain of every provider with a
-            # site at the work coach's agency.
-            if not denied or allowed:
-                check.fail(f"{where}: {len(denied)} denied and {len(allowed)} allowed events")
-            elif any(event["status"] != status for event in denied):
-                check.fail(f"{where}: its denied events say status {sorted({e['status'] for e in denied})}")
-        elif kind in ALLOWED_EVENTS and 200 <= status < 300:
-            expected = ALLOWED_EVENTS[kind]
-            if denied:
-                check.fail(f"{where}: {len(denied)} denied events on an allowed answer")
-            if expected == "rows":
-                served = Counter(answer.get("rows", []))
-                logged = Counter(str(e["referral_id"]) for e in allowed)
-                if served != logged:
-                    check.fail(f"{where}: {len(answer.get('rows', []))} rows served, {len(allowed)} list events, "
-                               f"{sum((served - logged).values())} rows without one")  # fmt: skip
-            elif len(allowed) not in (expected if isinstance(expected, tuple) else (expected,)):
-                check.fail(f"{where}: {len(allowed)} allowed events, expected {expected}")
-            elif answer.get("referral") and str(allowed[0]["referral_id"]) != answer["referral"]:
-                check.fail(f"{where}: its event names referral {allowed[0]['referral_id']}")
-            if any(not 200 <= (e["status"] or 0) < 300 for e in allowed):
-                check.fail(f"{where}: an allowed event records a status that is not 2xx")
-        elif kind not in REFUSALS and kind not in ALLOWED_EVENTS and 200 <= status < 300:
-            if denied:
-                check.fail(f"{where}: {len(denied)} denied events on an allowed answer")
-            logged_kinds[kind].add(bool(allowed))
-        else:
-            # Not the answer this journey expects (a refusal where data was due, a 400, 429, 5xx or no answer):
-            # a failure, except a 503 with Retry-After in a run through an outage; either way, nothing left behind.
-            if not (allow_unavailable and status == 503 and answer.get("retry_after")):
-                check.fail(f"{where}: not the answer this journey expects")
-            if status == 503 and not answer.get("retry_after"):
-                check.fail(f"{where}: a 503 without Retry-After")
-            if events:
-                check.fail(f"{where}: an unexpected answer left {len(events)} events")
-    for kind, logged in logged_kinds.items():
-        if logged == {True, False}:
-            check.fail(f"{kind}: some answers have access events and others none")
 
-    # Nothing logged that the load test did not see happen, in the time it ran.
+def _check_refusal(check: Check, where: str, status: int, allowed: list, denied: list) -> None:
+    # One denied event on each chain concerned: a refused list, on the chain of every provider with a site at
+    # the work coach's agency.
+    if not denied or allowed:
+        check.fail(f"{where}: {len(denied)} denied and {len(allowed)} allowed events")
+    elif any(event["status"] != status for event in denied):
+        check.fail(f"{where}: its denied events say status {sorted({e['status'] for e in denied})}")
+
+
+def _check_allowed(check: Check, where: str, answer: dict, allowed: list, denied: list) -> None:
+    expected = ALLOWED_EVENTS[answer["kind"]]
+    if denied:
+        check.fail(f"{where}: {len(denied)} denied events on an allowed answer")
+    if expected == "rows":
+        served = Counter(answer.get("rows", []))
+        logged = Counter(str(e["referral_id"]) for e in allowed)
+        if served != logged:
+            check.fail(f"{where}: {len(answer.get('rows', []))} rows served, {len(allowed)} list events, "
+                       f"{sum((served - logged).values())} rows without one")  # fmt: skip
+    elif len(allowed) not in (expected if isinstance(expected, tuple) else (expected,)):
+        check.fail(f"{where}: {len(allowed)} allowed events, expected {expected}")
+    elif answer.get("referral") and str(allowed[0]["referral_id"]) != answer["referral"]:
+        check.fail(f"{where}: its event names referral {allowed[0]['referral_id']}")
+    if any(not 200 <= (e["status"] or 0) < 300 for e in allowed):
+        check.fail(f"{where}: an allowed event records a status that is not 2xx")
+
+
+def _check_unexpected(check: Check, where: str, answer: dict, events: list, allow_unavailable: bool) -> None:
+    """Not the answer this journey expects (a refusal where data was due, a 400, 429, 5xx or no answer): a failure,
+    except a 503 with Retry-After in a run through an outage; either way, nothing left behind."""
+    status = answer["status"]
+    if not (allow_unavailable and status == 503 and answer.get("retry_after")):
+        check.fail(f"{where}: not the answer this journey expects")
+    if status == 503 and not answer.get("retry_after"):
+        check.fail(f"{where}: a 503 without Retry-After")
+    if events:
+        check.fail(f"{where}: an unexpected answer left {len(events)} events")
+
+
+def _check_answer(check: Check, answer: dict, events: list, logged_kinds: dict, allow_unavailable: bool) -> tuple[int, int]:
+    """Check one answer against its events; (allowed, denied) events counted."""
+    from consent.access.models import Outcome
+
+    kind, status, request_id = answer["kind"], answer["status"], answer["request_id"]
+    allowed = [e for e in events if e["outcome"] == Outcome.ALLOWED]
+    denied = [e for e in events if e["outcome"] == Outcome.DENIED]
+    where = f"{kind} by {answer['user']}: {answer['method']} {answer['path']} -> {status} (request {request_id or 'none'})"
+    if status and not request_id:
+        check.fail(f"{where}: no X-Request-ID in the answer")
+    for event in events:
+        if event["method"] != answer["method"] or not _same_path(event["path"], answer["path"]):
+            check.fail(f"{where}: an event names {event['method']} {event['path']}")
+    succeeded = bool(status) and 200 <= status < 300
+    if kind in REFUSALS and status == REFUSALS[kind]:
+        _check_refusal(check, where, status, allowed, denied)
+    elif kind in ALLOWED_EVENTS and succeeded:
+        _check_allowed(check, where, answer, allowed, denied)
+    elif kind not in REFUSALS and kind not in ALLOWED_EVENTS and succeeded:
+        if denied:
+            check.fail(f"{where}: {len(denied)} denied events on an allowed answer")
+        logged_kinds[kind].add(bool(allowed))
+    else:
+        _check_unexpected(check, where, answer, events, allow_unavailable)
+    return len(allowed), len(denied)
+
+
+def _check_strangers(check: Check, header: dict, answers: list[dict], known: set) -> int:
+    """Nothing logged that the load test did not see happen, in the time it ran; the events in that time counted."""
+    from consent.access.models import AccessEvent
+
     started = datetime.fromtimestamp(header["started"], UTC)
     stopped = datetime.fromtimestamp(header.get("stopped", max(a["at"] for a in answers)), UTC) + timedelta(seconds=5)
-    known = set(ids)
     strangers = Counter()
     in_window = AccessEvent.objects.filter(occurred_at__gte=started, occurred_at__lte=stopped)
     for request_id, path in in_window.values_list("request_id", "path").iterator(chunk_size=5000):
@@ -161,8 +173,28 @@ def check_events(check: Check, header: dict, answers: list[dict], *, allow_unava
             strangers[path.split("?")[0]] += 1
     if strangers:
         check.fail(f"{sum(strangers.values())} events in the run's time belong to no request it made: {strangers.most_common(5)}")
+    return in_window.count()
+
+
+def check_events(check: Check, header: dict, answers: list[dict], *, allow_unavailable: bool) -> dict:
+    """Every allowed answer has its events, every refusal its denied event, and nothing else was logged."""
+    ids = [a["request_id"] for a in answers if a["request_id"]]
+    events_by_request = _events_by_request(ids)
+    if len(set(ids)) != len(ids):
+        check.fail(f"{len(ids) - len(set(ids))} request ids were given to more than one answer")
+    outcomes: Counter = Counter()
+    logged_kinds: dict[str, set[bool]] = defaultdict(set)
+    for answer in answers:
+        events = events_by_request.get(answer["request_id"], []) if answer["request_id"] else []
+        allowed, denied = _check_answer(check, answer, events, logged_kinds, allow_unavailable)
+        outcomes["allowed"] += allowed
+        outcomes["denied"] += denied
+    for kind, logged in logged_kinds.items():
+        if logged == {True, False}:
+            check.fail(f"{kind}: some answers have access events and others none")
+    in_window = _check_strangers(check, header, answers, set(ids))
     return {"allowed_events": outcomes["allowed"], "denied_events": outcomes["denied"],
-            "events_in_window": in_window.count(), "logged_other_reads": {k: sorted(v) for k, v in logged_kinds.items()}}  # fmt: skip
+            "events_in_window": in_window, "logged_other_reads": {k: sorted(v) for k, v in logged_kinds.items()}}  # fmt: skip
 
 
 def check_intakes(check: Check, header: dict, answers: list[dict]) -> dict:

@@ -639,6 +639,21 @@ def _walk(chain_id: int, start: int, prev_hash: str, head: dict, columns, agains
     return checked, prev_hash, None, found
 
 
+def _every_chain() -> list[int]:
+    """Every organisation's chain, and any chain with a head row: deleting a head does not hide its chain."""
+    return sorted(
+        set(Organisation.objects.values_list("pk", flat=True)) | set(ChainHead.objects.values_list("organisation_id", flat=True))
+    )
+
+
+def _heads_of(chains) -> dict[int, dict]:
+    """The chains' head rows with their signatures, read after their checkpoints (so never behind one)."""
+    rows = ChainHead.objects.filter(organisation_id__in=chains).values(
+        "organisation_id", "seq", "head_hash", "signed_at", "signature", "key_id"
+    )
+    return {row["organisation_id"]: row for row in rows}
+
+
 def verify_chain(*, organisation_ids: list[int] | None = None, against: str | None = None, resume: bool = False) -> Verification:
     """Walk the chains in constant memory; name the first event whose hash or link does not match.
 
@@ -654,20 +669,10 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
     walk starts at the latest checkpoint instead, so its cost is the events written since, not the whole
     log; the command and the DPO's verify always walk in full.
     """
-    chains = organisation_ids
-    if chains is None:
-        chains = sorted(
-            set(Organisation.objects.values_list("pk", flat=True))
-            | set(ChainHead.objects.values_list("organisation_id", flat=True))
-        )
+    chains = organisation_ids if organisation_ids is not None else _every_chain()
     columns = ("id", *HASHED_FIELDS, "hash")
     starts = {chain_id: _resume_point(chain_id, columns) if resume else (0, GENESIS_HASH, None) for chain_id in chains}
-    heads_by_chain = {
-        h["organisation_id"]: h
-        for h in ChainHead.objects.filter(organisation_id__in=chains).values(
-            "organisation_id", "seq", "head_hash", "signed_at", "signature", "key_id"
-        )
-    }
+    heads_by_chain = _heads_of(chains)
     checked, heads, checkpoints, against_found = 0, {}, [], (False if against else None)
     for chain_id in chains:
         start, prev_hash, problem = starts[chain_id]
