@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -597,24 +597,30 @@ def _resume_point(chain_id: int, columns: tuple[str, ...]) -> tuple[int, str, st
 
 
 def _event_beyond_head(chain_ids: list[int]) -> dict | None:
-    """The first event lying past its chain's head (or on a chain with no head row), read in one statement.
+    """The first event lying past its chain's head (or on a chain with no head row), asked in one statement.
 
     One statement is one snapshot even under READ COMMITTED: a writer commits its events and the head it
-    moves together, so only an event written around the log, never a concurrent writer, shows up here.
+    moves together, so only an event written around the log, never a concurrent writer, shows up here. The
+    question is asked per chain (an EXISTS on the (chain, seq) index past the head's sequence), so it costs
+    one index probe a chain, not a read of the chain's events.
     """
-    head_seq = ChainHead.objects.filter(organisation_id=OuterRef("chain_id")).values("seq")[:1]
-    row = (
-        AccessEvent.objects.filter(chain_id__in=chain_ids)
-        .annotate(head_seq=Coalesce(Subquery(head_seq), Value(0)), has_head=Exists(head_seq))
-        .filter(seq__gt=F("head_seq"))
-        .order_by("chain_id", "seq")
-        .values("id", "chain_id", "seq", "has_head")
+    head = ChainHead.objects.filter(organisation_id=OuterRef("pk"))
+    beyond = AccessEvent.objects.filter(chain_id=OuterRef("pk"), seq__gt=OuterRef("head_seq"))
+    chain = (
+        Organisation.objects.filter(pk__in=chain_ids)
+        .annotate(head_seq=Coalesce(Subquery(head.values("seq")[:1]), Value(0)), has_head=Exists(head))
+        .filter(Exists(beyond))
+        .order_by("pk")
+        .values("pk", "head_seq", "has_head")
         .first()
     )
-    if row is None:
+    if chain is None:
         return None
-    problem = "lies beyond its chain's head" if row["has_head"] else "the chain's head row is missing"
-    return _mismatch(row["id"], row["chain_id"], row["seq"], problem)
+    event = (
+        AccessEvent.objects.filter(chain_id=chain["pk"], seq__gt=chain["head_seq"]).order_by("seq").values("id", "seq").first()
+    )
+    problem = "lies beyond its chain's head" if chain["has_head"] else "the chain's head row is missing"
+    return _mismatch(event["id"] if event else None, chain["pk"], event["seq"] if event else chain["head_seq"] + 1, problem)
 
 
 def _walk(chain_id: int, start: int, prev_hash: str, head: dict, columns, against) -> tuple[int, str, dict | None, bool]:
