@@ -263,6 +263,16 @@ def _report_operation(s: Subject) -> Operation:
     )  # fmt: skip
 
 
+def _without_flags(write: Callable[[], object]) -> Callable[[], object]:
+    """The same write with the voluntariness flags' upkeep patched out (bench only): what the flags cost."""
+
+    def unflagged():
+        with mock.patch("consent.services.refresh_voluntariness_flags", lambda *args, **kwargs: None):
+            return write()
+
+    return unflagged
+
+
 def _write_operations(s: Subject) -> list[Operation]:
     """Intake, consent and a voluntariness check through the API as the therapist: what each write costs.
 
@@ -306,23 +316,15 @@ def _write_operations(s: Subject) -> list[Operation]:
                 "employment_goal_raised_by": "nobody"}  # fmt: skip
         return _ok(client.post(f"/api/v1/referrals/{pool[0]}/voluntariness-checks/", body, format="json"), 201)
 
-    def without_flags(write):
-        # The same request with the voluntariness flags' upkeep patched out (bench only): what the flags cost.
-        def unflagged():
-            with mock.patch("consent.services.refresh_voluntariness_flags", lambda *args, **kwargs: None):
-                return write()
-
-        return unflagged
-
     compared = "the same request with refresh_voluntariness_flags patched out (and bench/results/before-*.json)"
     target = "at most 1.2x the same write without the flags (and what it cost before)"
     return [
         Operation("write_intake", "POST /api/v1/referrals/ as the therapist (client, referral, grants, event)", intake,
-                  without_flags(intake), compared, target_ratio=1.2, target=target),
+                  _without_flags(intake), compared, target_ratio=1.2, target=target),
         Operation("write_consent", "POST /api/v1/referrals/{id}/consents/ as the therapist", consent,
-                  without_flags(consent), compared, target_ratio=1.2, target=target, setup=fill_pool),
+                  _without_flags(consent), compared, target_ratio=1.2, target=target, setup=fill_pool),
         Operation("write_check", "POST /api/v1/referrals/{id}/voluntariness-checks/ as the therapist", check,
-                  without_flags(check), compared, target_ratio=1.2, target=target, setup=fill_pool),
+                  _without_flags(check), compared, target_ratio=1.2, target=target, setup=fill_pool),
     ]  # fmt: skip
 
 

@@ -142,7 +142,31 @@ def _nhs_number(rng: random.Random) -> str:
 
 
 def _people_and_places() -> dict:
+    """The providers, sites, pilots, teams and staff every referral is made among, and the consent template."""
     password = make_password(BENCH_PASSWORD)  # hashed once: 560 PBKDF2 runs would take minutes
+    providers, agencies, bodies, libraries = _organisations()
+    sites_of = _sites_and_pilots(providers, agencies, bodies, libraries)
+    teams = _teams(providers)
+    users = _staff(password, providers, agencies, bodies, teams)
+    template = ConsentTemplate.objects.create(
+        code="colocation-intake", version=1, language="en", title="Talking therapies at a co-located clinic",
+        effective_from=FIRST_DAY - timedelta(days=30),
+        body="Therapy here is voluntary, separate from the job centre, and nothing is shared with it.",
+    )  # fmt: skip
+    return {
+        "providers": providers,
+        "sites_of": sites_of,
+        "teams": teams,
+        "therapists": users[:THERAPISTS],
+        "leads": users[THERAPISTS : THERAPISTS + TEAMS],
+        "dpos": users[THERAPISTS + TEAMS : THERAPISTS + TEAMS + PROVIDERS],
+        "work_coaches": users[THERAPISTS + TEAMS + PROVIDERS : THERAPISTS + TEAMS + 2 * PROVIDERS],
+        "template": template,
+    }
+
+
+def _organisations() -> tuple[list, list, list, Organisation]:
+    """The therapy providers, their job centres, the professional bodies and the libraries that host sites."""
     providers = [Organisation.objects.create(name=f"Provider {p + 1} talking therapies", kind=OrganisationKind.THERAPY_PROVIDER,
                                              ods_code=f"R{p + 1:02d}") for p in range(PROVIDERS)]  # fmt: skip
     agencies = [
@@ -151,6 +175,11 @@ def _people_and_places() -> dict:
     ]
     bodies = [Organisation.objects.create(name=name, kind=OrganisationKind.PROFESSIONAL_BODY) for name in ("BACP", "UKCP")]
     libraries = Organisation.objects.create(name="County libraries", kind=OrganisationKind.OTHER)
+    return providers, agencies, bodies, libraries
+
+
+def _sites_and_pilots(providers, agencies, bodies, libraries) -> dict[int, list[Site]]:
+    """Each provider's ten sites and the pilot that runs them; returns the sites by provider number."""
     venues = [
         "jobcentre",
         "jobcentre",
@@ -181,10 +210,19 @@ def _people_and_places() -> dict:
         pilot = Pilot.objects.create(name=f"Pilot {p + 1}", starts_on=PILOT_STARTS, ends_on=PILOT_ENDS, cadence=Cadence.QUARTERLY)
         pilot.sites.set(sites_of[p])
         pilot.overseen_by.set(bodies)
+    return sites_of
+
+
+def _teams(providers) -> list[ClinicalTeam]:
+    """The clinical teams, each with the group its referrals are granted to."""
     groups = Group.objects.bulk_create([Group(name=f"clinical-team:bench:{t + 1}") for t in range(TEAMS)])
-    teams = ClinicalTeam.objects.bulk_create(
+    return ClinicalTeam.objects.bulk_create(
         [ClinicalTeam(organisation=providers[t % PROVIDERS], name=f"Team {t + 1}", group=groups[t]) for t in range(TEAMS)]
     )
+
+
+def _staff(password: str, providers, agencies, bodies, teams) -> list[User]:
+    """Therapists, clinical leads (members of their team's group), DPOs, work coaches and reviewers, in that order."""
     accounts = []  # (username, organisation, role, team)
     accounts += [
         (f"therapist{j + 1:03d}", providers[(j // 10) % PROVIDERS], Role.THERAPIST, teams[j // 10]) for j in range(THERAPISTS)
@@ -206,21 +244,7 @@ def _people_and_places() -> dict:
         [Membership(user_id=u.pk, group_id=team.group_id) for u, (_, _, role, team) in zip(users, accounts, strict=True)
          if role == Role.CLINICAL_LEAD]
     )  # fmt: skip
-    template = ConsentTemplate.objects.create(
-        code="colocation-intake", version=1, language="en", title="Talking therapies at a co-located clinic",
-        effective_from=FIRST_DAY - timedelta(days=30),
-        body="Therapy here is voluntary, separate from the job centre, and nothing is shared with it.",
-    )  # fmt: skip
-    return {
-        "providers": providers,
-        "sites_of": sites_of,
-        "teams": teams,
-        "therapists": users[:THERAPISTS],
-        "leads": users[THERAPISTS : THERAPISTS + TEAMS],
-        "dpos": users[THERAPISTS + TEAMS : THERAPISTS + TEAMS + PROVIDERS],
-        "work_coaches": users[THERAPISTS + TEAMS + PROVIDERS : THERAPISTS + TEAMS + 2 * PROVIDERS],
-        "template": template,
-    }
+    return users
 
 
 # ---- referrals and what follows them ------------------------------------------------------------------------
@@ -254,6 +278,14 @@ EVENT_KINDS = [
 ]
 CREATE, CONSENT, CHECK, WITHDRAW, DECLINE, DISCHARGE, READ, LIST, DENIED = range(len(EVENT_KINDS))
 EVENT_FIELDS = [name for name in HASHED_FIELDS] + ["hash"]
+# The tables each chunk of referrals fills, in the order they are inserted.
+LOADED_TABLES = (
+    (Client, CLIENT_FIELDS, "client"), (Referral, REFERRAL_FIELDS, "referral"),
+    (ReferralUserObjectPermission, PERM_FIELDS, "uperm"), (ReferralGroupObjectPermission, GROUP_PERM_FIELDS, "gperm"),
+    (ConsentRecord, CONSENT_FIELDS, "consent"), (VoluntarinessCheck, CHECK_FIELDS, "check"),
+    (Withdrawal, WITHDRAWAL_FIELDS, "withdrawal"), (Decline, DECLINE_FIELDS, "decline"),
+    (Discharge, DISCHARGE_FIELDS, "discharge"),
+)  # fmt: skip
 
 PATHWAYS = (["self_referral", "signposted_by_work_coach", "mandated_assessment", "benefit_condition"], [55, 30, 8, 7])
 HEARD_SELF = ["leaflet_or_poster", "gp", "friend_or_family", "found_themselves", "other"]
@@ -278,137 +310,24 @@ def build(referrals: int, *, seed: int = 2026) -> float:
     with transaction.atomic():
         world = _people_and_places()
     log(f"people and places in {time.perf_counter() - started:.1f}s")
-    view = Permission.objects.get(codename="view_referral", content_type__app_label="consent").pk
-    change = Permission.objects.get(codename="change_referral", content_type__app_label="consent").pk
-    therapists, teams, providers = world["therapists"], world["teams"], world["providers"]
-    template_id = world["template"].pk
-    provider_index = {org.pk: p for p, org in enumerate(providers)}
-    days = (LAST_DAY - FIRST_DAY).days + 1
+    world.update(_lookups(world))
 
     # Each provider's events as compact tuples (time in µs, referral number, kind, actor user id), sorted and
     # hashed once every referral is written.
-    events: list[list[tuple]] = [[] for _ in providers]
+    events: list[list[tuple]] = [[] for _ in world["providers"]]
     referral_ids: list[uuid.UUID] = []
     client_ids: list[uuid.UUID] = []
-    actor_of: dict[int, tuple] = {}
-    for user in [*therapists, *world["leads"], *world["dpos"], *world["work_coaches"]]:
-        profile = StaffProfile.objects.select_related("organisation").get(user_id=user.pk)
-        actor_of[user.pk] = (user.pk, user.username, profile.organisation_id, profile.organisation.kind)
-    leads_of_team = {team.pk: lead.pk for team, lead in zip(teams, world["leads"], strict=True)}
-    end_us = int(WORLD_END.timestamp() * 1_000_000)
-
     for chunk_start in range(0, referrals, CHUNK):
-        rows = {
-            name: []
-            for name in ("client", "referral", "uperm", "gperm", "consent", "check", "withdrawal", "decline", "discharge")
-        }
+        rows = {key: [] for _, _, key in LOADED_TABLES}
         for number in range(chunk_start, min(referrals, chunk_start + CHUNK)):
-            therapist_number = rng.randrange(THERAPISTS)
-            therapist = therapists[therapist_number]
-            team = teams[therapist_number // 10]
-            p = provider_index[team.organisation_id]
-            provider = providers[p]
-            site = rng.choice(world["sites_of"][p])
-            referred_on = FIRST_DAY + timedelta(days=rng.randrange(days))
-            created = _at(referred_on, rng.randint(9, 16), rng)
-            referral_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-            client_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+            referral_id, client_id, p, own = _referral(number, world, rows, load, rng)
             referral_ids.append(referral_id)
             client_ids.append(client_id)
-            pathway = rng.choices(*PATHWAYS)[0]
-            if pathway == "self_referral":
-                source = rng.choices(["B1", "B2", "A1"], [80, 10, 10])[0]
-                heard = rng.choice(HEARD_SELF)
-            else:
-                source = rng.choices(["M5", "B1"], [60, 40])[0] if site.venue_kind == "jobcentre" else "B1"
-                heard = "work_coach_suggested"
-            rows["client"].append((
-                load.uuid(client_id), provider.pk, f"{provider.ods_code}-{number + 1:07d}",
-                _nhs_number(rng) if rng.random() < 0.7 else "", rng.randint(1960, 2006), load.time(created),
-            ))  # fmt: skip
-            for permission in (view, change):
-                rows["uperm"].append((permission, therapist.pk, load.uuid(referral_id)))
-                rows["gperm"].append((permission, team.group_id, load.uuid(referral_id)))
-            kinds = [(created, CREATE)]
-            age = (LAST_DAY - referred_on).days
-            status, updated = "awaiting_consent", created
-            rid = load.uuid(referral_id)
-            if rng.random() < 0.08:
-                declined_on = min(LAST_DAY, referred_on + timedelta(days=rng.randint(0, 3)))
-                at = _at(declined_on, 17, rng)
-                rows["decline"].append((rid, load.date(declined_on), therapist.pk, load.time(at)))
-                kinds.append((at, DECLINE))
-                status, updated = "declined", at
-            elif not (age < 21 and rng.random() < 0.5):
-                consent_day = min(LAST_DAY, referred_on + timedelta(days=rng.choice([0, 0, 1, 2, 3, 5, 8])))
-                given = _at(consent_day, 10, rng)
-                scopes = json.dumps(["treatment", "data_set_submission", *rng.sample(SCOPES, 2)])
-                rows["consent"].append((rid, template_id, load.time(given), rng.choice(["verbal", "written", "digital"]), scopes,
-                                        True, True, True, True, True, therapist.pk, load.time(given)))  # fmt: skip
-                kinds.append((given, CONSENT))
-                status, updated = "active", given
-                if rng.random() < 0.9:
-                    roll = rng.random()
-                    checked = given + timedelta(minutes=10)
-                    rows["check"].append((rid, load.time(checked), "intake", roll < 0.04, 0.04 <= roll < 0.07,
-                                          not (0.07 <= roll < 0.13), roll >= 0.1, rng.choices(*GOAL_RAISED)[0],
-                                          therapist.pk, load.time(checked)))  # fmt: skip
-                    kinds.append((checked, CHECK))
-                    updated = checked
-                if age > 30 and rng.random() < 0.12:
-                    withdrawn = _at(min(LAST_DAY, consent_day + timedelta(days=rng.randint(7, 30))), 15, rng)
-                    rows["withdrawal"].append((rid, load.time(withdrawn), rng.choices(*WITHDRAW_REASONS)[0], therapist.pk,
-                                               load.time(withdrawn)))  # fmt: skip
-                    kinds.append((withdrawn, WITHDRAW))
-                    status, updated = "withdrawn", withdrawn
-                elif age > 100 and rng.random() < 0.7:
-                    ended = min(LAST_DAY, consent_day + timedelta(days=rng.randint(60, 95)))
-                    checked = _at(ended, 11, rng)
-                    rows["check"].append((rid, load.time(checked), "discharge", False, False, True, True,
-                                          rng.choice(["nobody", "client"]), therapist.pk, load.time(checked)))  # fmt: skip
-                    rows["discharge"].append((rid, load.date(ended), rng.choices(*DISCHARGE_REASONS)[0], therapist.pk,
-                                              load.time(checked)))  # fmt: skip
-                    kinds += [(checked, CHECK), (checked + timedelta(seconds=5), DISCHARGE)]
-                    status, updated = "discharged", checked + timedelta(seconds=5)
-            rows["referral"].append((rid, load.uuid(client_id), provider.pk, site.pk, team.pk, load.date(referred_on), source,
-                                     heard, pathway, status, therapist.pk, load.time(created),
-                                     load.time(updated), referral_id.int % 256, False, ""))  # fmt: skip
-            # Reads and list entries make up the rest of about ten events, spread over the episode.
-            created_us = int(created.timestamp() * 1_000_000)
-            span_us = max(1, min(end_us - created_us, 120 * 86_400_000_000))
-            own = [(int(at.timestamp() * 1_000_000), number, kind, therapist.pk) for at, kind in kinds]
-            for _ in range(EVENTS_PER_REFERRAL - len(own)):
-                roll = rng.random()
-                kind, actor = (READ, therapist.pk) if roll < 0.3 else (LIST, therapist.pk)
-                if roll > 0.97:
-                    kind, actor = READ, leads_of_team[team.pk]
-                own.append((created_us + rng.randrange(span_us), number, kind, actor))
-            if rng.random() < 0.002:
-                coach = world["work_coaches"][p].pk
-                own.append((created_us + rng.randrange(span_us), number, DENIED, coach))
             events[p].extend(own)
-        for model, fields, key in (
-            (Client, CLIENT_FIELDS, "client"), (Referral, REFERRAL_FIELDS, "referral"),
-            (ReferralUserObjectPermission, PERM_FIELDS, "uperm"), (ReferralGroupObjectPermission, GROUP_PERM_FIELDS, "gperm"),
-            (ConsentRecord, CONSENT_FIELDS, "consent"), (VoluntarinessCheck, CHECK_FIELDS, "check"),
-            (Withdrawal, WITHDRAWAL_FIELDS, "withdrawal"), (Decline, DECLINE_FIELDS, "decline"),
-            (Discharge, DISCHARGE_FIELDS, "discharge"),
-        ):  # fmt: skip
-            with transaction.atomic():
-                load.insert(model, fields, rows[key])
+        _insert_rows(load, rows)
         log(f"{min(referrals, chunk_start + CHUNK):,} referrals in {time.perf_counter() - started:.1f}s")
 
-    total_events = 0
-    for p, provider in enumerate(providers):
-        chain = events[p]
-        chain.sort()
-        events[p] = []
-        # Setting up the people already put events on the chain (authorisation changes are logged): go on from them.
-        head = ChainHead.objects.filter(organisation=provider).values_list("seq", "head_hash").first() or (0, GENESIS_HASH)
-        seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng, head)
-        total_events += seq
-        _signed_head(provider, seq, prev_hash)
-        log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
+    total_events = _write_chains(load, world, events, referral_ids, client_ids, rng, started)
     _restore_connection()
     # The voluntariness flags the report reads, from the records just loaded, as the migration's backfill does.
     rebuild_voluntariness_flags()
@@ -417,6 +336,164 @@ def build(referrals: int, *, seed: int = 2026) -> float:
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")
     return seconds
+
+
+def _lookups(world: dict) -> dict:
+    """What every referral needs looked up once: permissions, indexes, each actor's logged identity, the span of days."""
+    actor_of: dict[int, tuple] = {}
+    for user in [*world["therapists"], *world["leads"], *world["dpos"], *world["work_coaches"]]:
+        profile = StaffProfile.objects.select_related("organisation").get(user_id=user.pk)
+        actor_of[user.pk] = (user.pk, user.username, profile.organisation_id, profile.organisation.kind)
+    return {
+        "view": Permission.objects.get(codename="view_referral", content_type__app_label="consent").pk,
+        "change": Permission.objects.get(codename="change_referral", content_type__app_label="consent").pk,
+        "template_id": world["template"].pk,
+        "provider_index": {org.pk: p for p, org in enumerate(world["providers"])},
+        "days": (LAST_DAY - FIRST_DAY).days + 1,
+        "actor_of": actor_of,
+        "leads_of_team": {team.pk: lead.pk for team, lead in zip(world["teams"], world["leads"], strict=True)},
+        "end_us": int(WORLD_END.timestamp() * 1_000_000),
+    }
+
+
+def _referral(number: int, world: dict, rows: dict, load: Loader, rng: random.Random) -> tuple:
+    """One referral's rows appended to `rows`; returns its id, its client's id, its provider number and its events."""
+    therapist_number = rng.randrange(THERAPISTS)
+    therapist = world["therapists"][therapist_number]
+    team = world["teams"][therapist_number // 10]
+    p = world["provider_index"][team.organisation_id]
+    provider = world["providers"][p]
+    site = rng.choice(world["sites_of"][p])
+    referred_on = FIRST_DAY + timedelta(days=rng.randrange(world["days"]))
+    created = _at(referred_on, rng.randint(9, 16), rng)
+    referral_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+    client_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+    pathway = rng.choices(*PATHWAYS)[0]
+    source, heard = _source_and_heard(pathway, site, rng)
+    rows["client"].append((
+        load.uuid(client_id), provider.pk, f"{provider.ods_code}-{number + 1:07d}",
+        _nhs_number(rng) if rng.random() < 0.7 else "", rng.randint(1960, 2006), load.time(created),
+    ))  # fmt: skip
+    for permission in (world["view"], world["change"]):
+        rows["uperm"].append((permission, therapist.pk, load.uuid(referral_id)))
+        rows["gperm"].append((permission, team.group_id, load.uuid(referral_id)))
+    rid = load.uuid(referral_id)
+    kinds, status, updated = _episode(rid, referred_on, created, therapist, world["template_id"], rows, load, rng)
+    rows["referral"].append((rid, load.uuid(client_id), provider.pk, site.pk, team.pk, load.date(referred_on), source,
+                             heard, pathway, status, therapist.pk, load.time(created),
+                             load.time(updated), referral_id.int % 256, False, ""))  # fmt: skip
+    own = _access_events(number, created, kinds, therapist, team, p, world, rng)
+    return referral_id, client_id, p, own
+
+
+def _source_and_heard(pathway: str, site: Site, rng: random.Random) -> tuple[str, str]:
+    """The referral's source code and how the client heard of the service, as its pathway makes likely."""
+    if pathway == "self_referral":
+        source = rng.choices(["B1", "B2", "A1"], [80, 10, 10])[0]
+        heard = rng.choice(HEARD_SELF)
+    else:
+        source = rng.choices(["M5", "B1"], [60, 40])[0] if site.venue_kind == "jobcentre" else "B1"
+        heard = "work_coach_suggested"
+    return source, heard
+
+
+def _episode(rid, referred_on: date, created: datetime, therapist, template_id: int, rows: dict, load: Loader,
+             rng: random.Random) -> tuple[list, str, datetime]:  # fmt: skip
+    """What followed a referral: a decline, or (unless it is recent and still waiting) consent and what came after.
+
+    Returns the (time, event kind) of each recorded step, the referral's status and its last update.
+    """
+    kinds = [(created, CREATE)]
+    age = (LAST_DAY - referred_on).days
+    status, updated = "awaiting_consent", created
+    if rng.random() < 0.08:
+        declined_on = min(LAST_DAY, referred_on + timedelta(days=rng.randint(0, 3)))
+        at = _at(declined_on, 17, rng)
+        rows["decline"].append((rid, load.date(declined_on), therapist.pk, load.time(at)))
+        kinds.append((at, DECLINE))
+        status, updated = "declined", at
+    elif not (age < 21 and rng.random() < 0.5):
+        status, updated = _consented(rid, referred_on, age, therapist, template_id, kinds, rows, load, rng)
+    return kinds, status, updated
+
+
+def _consented(rid, referred_on: date, age: int, therapist, template_id: int, kinds: list, rows: dict, load: Loader,
+               rng: random.Random) -> tuple[str, datetime]:  # fmt: skip
+    """Consent, most often an intake check, then perhaps a withdrawal or a discharge; returns status and last update."""
+    consent_day = min(LAST_DAY, referred_on + timedelta(days=rng.choice([0, 0, 1, 2, 3, 5, 8])))
+    given = _at(consent_day, 10, rng)
+    scopes = json.dumps(["treatment", "data_set_submission", *rng.sample(SCOPES, 2)])
+    rows["consent"].append((rid, template_id, load.time(given), rng.choice(["verbal", "written", "digital"]), scopes,
+                            True, True, True, True, True, therapist.pk, load.time(given)))  # fmt: skip
+    kinds.append((given, CONSENT))
+    status, updated = "active", given
+    if rng.random() < 0.9:
+        roll = rng.random()
+        checked = given + timedelta(minutes=10)
+        rows["check"].append((rid, load.time(checked), "intake", roll < 0.04, 0.04 <= roll < 0.07,
+                              not (0.07 <= roll < 0.13), roll >= 0.1, rng.choices(*GOAL_RAISED)[0],
+                              therapist.pk, load.time(checked)))  # fmt: skip
+        kinds.append((checked, CHECK))
+        updated = checked
+    if age > 30 and rng.random() < 0.12:
+        withdrawn = _at(min(LAST_DAY, consent_day + timedelta(days=rng.randint(7, 30))), 15, rng)
+        rows["withdrawal"].append((rid, load.time(withdrawn), rng.choices(*WITHDRAW_REASONS)[0], therapist.pk,
+                                   load.time(withdrawn)))  # fmt: skip
+        kinds.append((withdrawn, WITHDRAW))
+        status, updated = "withdrawn", withdrawn
+    elif age > 100 and rng.random() < 0.7:
+        ended = min(LAST_DAY, consent_day + timedelta(days=rng.randint(60, 95)))
+        checked = _at(ended, 11, rng)
+        rows["check"].append((rid, load.time(checked), "discharge", False, False, True, True,
+                              rng.choice(["nobody", "client"]), therapist.pk, load.time(checked)))  # fmt: skip
+        rows["discharge"].append((rid, load.date(ended), rng.choices(*DISCHARGE_REASONS)[0], therapist.pk,
+                                  load.time(checked)))  # fmt: skip
+        kinds += [(checked, CHECK), (checked + timedelta(seconds=5), DISCHARGE)]
+        status, updated = "discharged", checked + timedelta(seconds=5)
+    return status, updated
+
+
+def _access_events(number: int, created: datetime, kinds: list, therapist, team, p: int, world: dict,
+                   rng: random.Random) -> list[tuple]:  # fmt: skip
+    """One referral's access events: its recorded steps, then reads and list entries to make about ten in all."""
+    # Reads and list entries make up the rest of about ten events, spread over the episode.
+    created_us = int(created.timestamp() * 1_000_000)
+    span_us = max(1, min(world["end_us"] - created_us, 120 * 86_400_000_000))
+    own = [(int(at.timestamp() * 1_000_000), number, kind, therapist.pk) for at, kind in kinds]
+    for _ in range(EVENTS_PER_REFERRAL - len(own)):
+        roll = rng.random()
+        kind, actor = (READ, therapist.pk) if roll < 0.3 else (LIST, therapist.pk)
+        if roll > 0.97:
+            kind, actor = READ, world["leads_of_team"][team.pk]
+        own.append((created_us + rng.randrange(span_us), number, kind, actor))
+    # Now and then a work coach tries to read a referral and is refused (the firewall's denials).
+    if rng.random() < 0.002:
+        coach = world["work_coaches"][p].pk
+        own.append((created_us + rng.randrange(span_us), number, DENIED, coach))
+    return own
+
+
+def _insert_rows(load: Loader, rows: dict) -> None:
+    """One chunk's rows, table by table in LOADED_TABLES' order (clients before the referrals that point at them)."""
+    for model, fields, key in LOADED_TABLES:
+        with transaction.atomic():
+            load.insert(model, fields, rows[key])
+
+
+def _write_chains(load: Loader, world: dict, events: list, referral_ids, client_ids, rng, started: float) -> int:
+    """Each provider's events sorted, hashed onto its chain and signed; returns how many events were written."""
+    total_events = 0
+    for p, provider in enumerate(world["providers"]):
+        chain = events[p]
+        chain.sort()
+        events[p] = []
+        # Setting up the people already put events on the chain (authorisation changes are logged): go on from them.
+        head = ChainHead.objects.filter(organisation=provider).values_list("seq", "head_hash").first() or (0, GENESIS_HASH)
+        seq, prev_hash = _write_chain(load, provider, chain, referral_ids, client_ids, world["actor_of"], rng, head)
+        total_events += seq
+        _signed_head(provider, seq, prev_hash)
+        log(f"chain of {provider.name}: {seq:,} events, {time.perf_counter() - started:.1f}s")
+    return total_events
 
 
 def _signed_head(provider, seq: int, head_hash: str) -> None:
