@@ -33,7 +33,18 @@ from consent.access.models import (
     ReferralGroupObjectPermission,
     ReferralUserObjectPermission,
 )
-from consent.models import Client, ConsentRecord, ConsentTemplate, Decline, Discharge, Referral, VoluntarinessCheck, Withdrawal
+from consent.models import (
+    ACKNOWLEDGEMENTS,
+    Client,
+    ConsentRecord,
+    ConsentTemplate,
+    Decline,
+    Discharge,
+    Referral,
+    VoluntarinessCheck,
+    Withdrawal,
+)
+from consent.receipts import seal
 from consent.voluntariness_flags import rebuild_voluntariness_flags
 
 # Bumped whenever the shape of the world changes, so a stored world of an older shape is rebuilt.
@@ -257,7 +268,7 @@ PERM_FIELDS = ["permission", "user", "content_object"]
 GROUP_PERM_FIELDS = ["permission", "group", "content_object"]
 CONSENT_FIELDS = ["referral", "template", "given_at", "method", "scopes", "attendance_is_optional", "no_effect_on_benefits",
                   "service_separate_from_jobcentre", "nothing_shared_with_jobcentre", "free_to_withdraw", "recorded_by",
-                  "recorded_at"]  # fmt: skip
+                  "recorded_at", "content_sha256", "content_signature"]  # fmt: skip
 CHECK_FIELDS = ["referral", "checked_at", "stage", "told_attendance_required", "sanction_mentioned", "feels_free_to_stop",
                 "goals_set_by_client", "employment_goal_raised_by", "recorded_by", "recorded_at"]  # fmt: skip
 WITHDRAWAL_FIELDS = ["referral", "withdrawn_at", "reason", "recorded_by", "recorded_at"]
@@ -277,7 +288,8 @@ EVENT_KINDS = [
     (Action.READ, "GET", "", 404, Outcome.DENIED, "denied,benefits_agency"),
 ]
 CREATE, CONSENT, CHECK, WITHDRAW, DECLINE, DISCHARGE, READ, LIST, DENIED = range(len(EVENT_KINDS))
-EVENT_FIELDS = [name for name in HASHED_FIELDS] + ["hash"]
+# An event's own head signature is left empty: the world's chain heads are signed once each (_signed_head).
+EVENT_FIELDS = [name for name in HASHED_FIELDS] + ["hash", "head_signature", "head_key_id"]
 # The tables each chunk of referrals fills, in the order they are inserted.
 LOADED_TABLES = (
     (Client, CLIENT_FIELDS, "client"), (Referral, REFERRAL_FIELDS, "referral"),
@@ -417,14 +429,24 @@ def _episode(rid, referred_on: date, created: datetime, therapist, template_id: 
     return kinds, status, updated
 
 
+def _sealed_digest(rid, template_id: int, given: datetime, method: str, scopes: list, recorded_by: int) -> tuple[str, str]:
+    """The consent record's content digest and its seal, as ConsentRecord.save writes them (receipts check both)."""
+    record = ConsentRecord(referral_id=rid, template_id=template_id, given_at=given, method=method, scopes=scopes,
+                           recorded_by_id=recorded_by, **dict.fromkeys(ACKNOWLEDGEMENTS, True))  # fmt: skip
+    digest = record.content_digest()
+    return digest, seal(digest)
+
+
 def _consented(rid, referred_on: date, age: int, therapist, template_id: int, kinds: list, rows: dict, load: Loader,
                rng: random.Random) -> tuple[str, datetime]:  # fmt: skip
     """Consent, most often an intake check, then perhaps a withdrawal or a discharge; returns status and last update."""
     consent_day = min(LAST_DAY, referred_on + timedelta(days=rng.choice([0, 0, 1, 2, 3, 5, 8])))
     given = _at(consent_day, 10, rng)
-    scopes = json.dumps(["treatment", "data_set_submission", *rng.sample(SCOPES, 2)])
-    rows["consent"].append((rid, template_id, load.time(given), rng.choice(["verbal", "written", "digital"]), scopes,
-                            True, True, True, True, True, therapist.pk, load.time(given)))  # fmt: skip
+    scopes = ["treatment", "data_set_submission", *rng.sample(SCOPES, 2)]
+    method = rng.choice(["verbal", "written", "digital"])
+    digest, seal = _sealed_digest(rid, template_id, given, method, scopes, therapist.pk)
+    rows["consent"].append((rid, template_id, load.time(given), method, json.dumps(scopes),
+                            True, True, True, True, True, therapist.pk, load.time(given), digest, seal))  # fmt: skip
     kinds.append((given, CONSENT))
     status, updated = "active", given
     if rng.random() < 0.9:
@@ -545,6 +567,7 @@ def _write_chain(load, provider, chain, referral_ids, client_ids, actor_of, rng,
         values["occurred_at"] = load.time(values["occurred_at"])
         values["client_pseudonym"] = load.uuid(values["client_pseudonym"])
         values["referral_id"] = load.uuid(referral_id)
+        values["head_signature"] = values["head_key_id"] = ""
         batch.append(tuple(values[name] for name in EVENT_FIELDS))
         if len(batch) >= CHUNK:
             with transaction.atomic():
