@@ -54,7 +54,7 @@ def _close_record(environment, **kwargs):
 
 
 def standard_periods(pilot: dict) -> list[str]:
-    """The standard periods (DESIGN.md: a year, a quarter, a month, never a from/to window) the pilot runs in."""
+    """The standard periods (docs/disclosure-control.md: a year, a quarter, a month or the pilot, never a from/to window) the pilot runs in."""
     first, last = date.fromisoformat(pilot["starts_on"]), date.fromisoformat(pilot["ends_on"] or pilot["starts_on"])
     periods, month = set(), first.replace(day=1)
     while month <= last:
