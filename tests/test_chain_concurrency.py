@@ -25,6 +25,24 @@ def _drafts(world, chain, referral, n):
     ]  # fmt: skip
 
 
+def _eight_users(world) -> list:
+    return [world.therapist, world.lead, world.unassigned_therapist, world.other_team_lead, world.dpo, world.admin,
+            world.therapist, world.lead]  # fmt: skip
+
+
+def _writer(world, user, start: threading.Barrier):
+    """A thread's work: wait for the others, then TRANSACTIONS_PER_THREAD transactions of events on Kent's chain."""
+
+    def write():
+        start.wait()
+        for _ in range(TRANSACTIONS_PER_THREAD):
+            with transaction.atomic():
+                record_access(AccessContext.for_command(user, "concurrency test"),
+                              _drafts(world, world.kent, world.referral, EVENTS_PER_TRANSACTION))  # fmt: skip
+
+    return write
+
+
 def _in_threads(targets):
     """Run each target in its own thread (its own database connection); re-raise the first failure."""
     failures = []
@@ -52,20 +70,8 @@ def test_eight_writers_of_one_organisation_leave_a_chain_that_verifies_with_no_e
 ):
     before = AccessEvent.objects.filter(chain=world.kent).count()
     start = threading.Barrier(THREADS)
-    users = [world.therapist, world.lead, world.unassigned_therapist, world.other_team_lead, world.dpo, world.admin,
-             world.therapist, world.lead]  # fmt: skip
 
-    def writer(user):
-        def write():
-            start.wait()
-            for _ in range(TRANSACTIONS_PER_THREAD):
-                with transaction.atomic():
-                    record_access(AccessContext.for_command(user, "concurrency test"),
-                                  _drafts(world, world.kent, world.referral, EVENTS_PER_TRANSACTION))  # fmt: skip
-
-        return write
-
-    _in_threads([writer(user) for user in users])
+    _in_threads([_writer(world, user, start) for user in _eight_users(world)])
 
     written = THREADS * TRANSACTIONS_PER_THREAD * EVENTS_PER_TRANSACTION
     events = AccessEvent.objects.filter(chain=world.kent)
@@ -124,18 +130,6 @@ def test_verifications_and_reports_during_eight_writers_always_say_verified(
     writers_done = threading.Event()
     start = threading.Barrier(THREADS + 2)
     verdicts, reports = [], []
-    users = [world.therapist, world.lead, world.unassigned_therapist, world.other_team_lead, world.dpo, world.admin,
-             world.therapist, world.lead]  # fmt: skip
-
-    def writer(user):
-        def write():
-            start.wait()
-            for _ in range(TRANSACTIONS_PER_THREAD):
-                with transaction.atomic():
-                    record_access(AccessContext.for_command(user, "concurrency test"),
-                                  _drafts(world, world.kent, world.referral, EVENTS_PER_TRANSACTION))  # fmt: skip
-
-        return write
 
     def verifier(full: bool):
         def verify():
@@ -152,7 +146,7 @@ def test_verifications_and_reports_during_eight_writers_always_say_verified(
         return verify
 
     def all_writers():
-        _in_threads([writer(user) for user in users])
+        _in_threads([_writer(world, user, start) for user in _eight_users(world)])
         writers_done.set()
 
     _in_threads([all_writers, verifier(full=True), verifier(full=False)])

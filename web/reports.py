@@ -92,14 +92,22 @@ def _chosen_period(request, pilot):
     return form, label
 
 
-@page
-def report(request, pilot_id):
+def _chosen_report(request, pilot_id):
+    """(pilot, period form, label, period) of the report a reader asked for; None for a pilot they may not read."""
     _readers_only(request)
     pilot = _pilot(request, pilot_id)
     if pilot is None:
-        return not_found(request)
+        return None
     form, label = _chosen_period(request, pilot)
-    period = report_period(pilot, label)
+    return pilot, form, label, report_period(pilot, label)
+
+
+@page
+def report(request, pilot_id):
+    chosen = _chosen_report(request, pilot_id)
+    if chosen is None:
+        return not_found(request)
+    pilot, form, label, period = chosen
     published = compliance_report(pilot, period)
     _log_request(request, pilot, ReportRequest.READ, period, "html")
     snapshots = list(selectors.snapshots_readable_by(request.user).filter(pilot=pilot)[:20])
@@ -116,12 +124,10 @@ def report(request, pilot_id):
 
 @page
 def report_csv_download(request, pilot_id):
-    _readers_only(request)
-    pilot = _pilot(request, pilot_id)
-    if pilot is None:
+    chosen = _chosen_report(request, pilot_id)
+    if chosen is None:
         return not_found(request)
-    _, label = _chosen_period(request, pilot)
-    period = report_period(pilot, label)
+    pilot, _, label, period = chosen
     response = HttpResponse(report_csv(compliance_report(pilot, period)), content_type="text/csv; charset=utf-8")
     _log_request(request, pilot, ReportRequest.READ, period, "csv")
     response["Content-Disposition"] = f'attachment; filename="compliance-report-{pilot.pk}-{label}.csv"'
