@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
-from consent.access import log, triggers
+from consent.access import chain_walk, log, triggers
 from consent.access.models import AccessEvent
 from tests.conftest import make_referral
 
@@ -19,6 +19,13 @@ def _write(world, **changes):
     return AccessEvent.objects.get(chain_id=written.chain_id, seq=written.seq)
 
 
+def _streamed(chain_id: int) -> list[tuple]:
+    """Every row of a chain as verification reads it: id, the hashed fields as the database formats them, hash."""
+    with connection.cursor() as cursor:
+        return [row for batch in chain_walk.batches(cursor, log._chain_sql(connection), chain_id, 0, 10**9, log.VERIFY_BATCH)
+                for row in batch]  # fmt: skip
+
+
 def test_every_streamed_event_hashes_as_the_log_wrote_it(world):
     referral = make_referral(world.therapist, world.site)
     _write(world, object_type="referral", object_id=str(referral.pk), client_pseudonym=referral.client_id,
@@ -29,23 +36,23 @@ def test_every_streamed_event_hashes_as_the_log_wrote_it(world):
     triggers.remove(connection)
     AccessEvent.objects.filter(pk=event.pk).update(occurred_at=datetime(2026, 9, 14, 10, 0, tzinfo=UTC))
     triggers.install(connection)
-    rows = list(log._chain_rows(world.kent.pk, upto=10**9))
+    rows = _streamed(world.kent.pk)
     stored = {e.pk: e for e in AccessEvent.objects.filter(chain_id=world.kent.pk)}
     assert len(rows) == len(stored) >= 4
     for row in rows:
-        values = {name: getattr(stored[row["id"]], name) for name in log.HASHED_FIELDS}
-        assert row["content_hash"] == log.event_hash(values), row
-        if row["id"] != event.pk:
-            assert row["content_hash"] == row["hash"]
-    (moved,) = [row for row in rows if row["id"] == event.pk]
-    assert moved["content_hash"] != moved["hash"]  # the time was changed under the hash: caught
+        values = {name: getattr(stored[row[0]], name) for name in log.HASHED_FIELDS}
+        assert chain_walk.content_hash(row) == log.event_hash(values), row
+        if row[0] != event.pk:
+            assert chain_walk.content_hash(row) == row[-1]
+    (moved,) = [row for row in rows if row[0] == event.pk]
+    assert chain_walk.content_hash(moved) != moved[-1]  # the time was changed under the hash: caught
 
 
 def test_a_chain_longer_than_a_batch_streams_whole(world, monkeypatch):
     monkeypatch.setattr(log, "VERIFY_BATCH", 3)
     for _ in range(7):
         _write(world)
-    rows = list(log._chain_rows(world.kent.pk, upto=10**9))
-    assert [row["seq"] for row in rows] == list(range(1, len(rows) + 1))
-    assert all(row["content_hash"] == row["hash"] for row in rows)
+    rows = _streamed(world.kent.pk)
+    assert [row[2] for row in rows] == list(range(1, len(rows) + 1))
+    assert all(chain_walk.content_hash(row) == row[-1] for row in rows)
     assert log.verify_chain(organisation_ids=[world.kent.pk]).verified

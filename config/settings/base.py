@@ -277,6 +277,13 @@ CONSENT_RECEIPT_KEY_FILE = env_str("CONSENT_RECEIPT_KEY_FILE", str(BASE_DIR / ".
 ACCESS_LOG_SIGNING_KEY = env_str("ACCESS_LOG_SIGNING_KEY")
 ACCESS_LOG_KEY_FILE = env_str("ACCESS_LOG_KEY_FILE", str(BASE_DIR / ".access-log-key.pem"))
 ACCESS_LOG_PUBLIC_KEYS = env_str("ACCESS_LOG_PUBLIC_KEYS")
+# How many processes verify one long chain at once (consent.access.log._walk_stretches), each over its own
+# connection; 1 walks every chain in the calling process. Hashing an event is Python work under the GIL, so only
+# processes spread it over cores, and each keeps a PostgreSQL backend busy formatting rows as well. 2 suits the
+# smallest machine the service runs on (2 cores, shared with the database): about twice the events a second of
+# one process at 1M referrals. More workers than the cores left free only adds switching, and each holds a
+# database connection for as long as the walk lasts.
+ACCESS_LOG_VERIFY_WORKERS = env_int("ACCESS_LOG_VERIFY_WORKERS", 2)
 
 # Version recorded in compliance-report snapshots.
 CODE_VERSION = env_str("CODE_VERSION", "")

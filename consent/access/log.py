@@ -2,17 +2,22 @@
 
 import hashlib
 import json
+import logging
+import multiprocessing
 import re
 import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery, Value
@@ -23,11 +28,13 @@ from colocation import models as colocation_models
 from colocation.models import Organisation, OrganisationKind
 from colocation.selectors import organisation_of
 from consent import models as consent_models
-from consent.access import heads
+from consent.access import chain_walk, heads
 from consent.access import models as access_models
 from consent.access.models import AccessEvent, Action, ChainHead, Outcome, VerifiedCheckpoint
 from consent.models import Client
 from consent.source_of_referral import SOURCE_OF_REFERRAL
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 
@@ -47,6 +54,11 @@ OPTIONAL_HASHED_FIELDS = frozenset({"client_request_id"})
 
 # How many events a verification reads at a time: memory stays flat however long the chain is.
 VERIFY_BATCH = 5000
+
+# A chain is split between worker processes (settings.ACCESS_LOG_VERIFY_WORKERS) only from this many events to
+# walk: starting a worker and its connection costs about what walking ten thousand events does, so a shorter walk
+# stays in this process, where it costs no process and no connection.
+SPLIT_FROM_EVENTS = 100_000
 
 # What an event shows instead of something that might identify a client.
 WITHHELD = "[withheld]"
@@ -505,6 +517,9 @@ class Verification:
     first_mismatch: dict | None
     heads: dict[int, dict]
     against_found: bool | None = None
+    # The Python memory the worker processes of the largest split held at once, when they trace memory (the
+    # benchmark's check that memory stays flat: tracing in this process cannot see theirs). Not part of the answer.
+    workers_peak_bytes: int | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -535,9 +550,9 @@ _TEXT_COLUMNS = {
         },
     },
 }
-# The optional fields come last in HASHED_FIELDS, so an event without them is encoded from a shorter slice.
-_REQUIRED_COUNT = len(HASHED_FIELDS) - len(OPTIONAL_HASHED_FIELDS)
-assert set(HASHED_FIELDS[_REQUIRED_COUNT:]) == OPTIONAL_HASHED_FIELDS
+# The one optional field comes last in HASHED_FIELDS, so an event without it is encoded from a shorter slice of
+# its row (consent.access.chain_walk.content_hash).
+assert HASHED_FIELDS[-1:] == tuple(OPTIONAL_HASHED_FIELDS)
 
 
 def _chain_sql(connection) -> str:
@@ -546,35 +561,6 @@ def _chain_sql(connection) -> str:
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     # Fixed column names and expressions of our own; the chain, position and batch size are parameters.
     return f"SELECT id, {columns}, hash FROM {table} WHERE chain_id = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"  # noqa: S608
-
-
-def _chain_rows(chain_id: int, after: int = 0, upto: int = 0):
-    """A chain's events after `after` up to `upto` in order, each as {id, seq, prev_hash, hash, content_hash}.
-
-    content_hash is the hash of the event's fields as read (equal to `hash` for an untouched event), worked out
-    as the rows stream by: no model instances, the database formats times and ids as text, and each row is
-    encoded by one prebuilt JSON encoder call over a slice of the row. Keyset pagination by sequence number keeps
-    memory flat for any length of chain, with no server-side cursor, so it also works inside a request's
-    transaction and behind a connection pooler. The bytes hashed are canonical_encoding's (tests hold them equal).
-    The first batch is asked for even when the walk is already at the head, so a verification costs the same
-    queries whether it resumes or not.
-    """
-    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    sha256, sql, end = hashlib.sha256, _chain_sql(connection), _REQUIRED_COUNT + 1
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(sql, [chain_id, after, upto, VERIFY_BATCH])
-            batch = cursor.fetchall()
-            for row in batch:
-                # row: id, the hashed fields in order, hash. An empty optional field is left out of the encoding.
-                fields = row[1:-1] if row[-2] not in ("", None) else row[1:end]
-                yield {
-                    "id": row[0], "seq": row[2], "prev_hash": row[-3], "hash": row[-1],
-                    "content_hash": sha256(encode(fields).encode("utf-8")).hexdigest(),
-                }  # fmt: skip
-            if len(batch) < VERIFY_BATCH:
-                return
-            after = batch[-1][2]
 
 
 def _mismatch(event_id, chain_id, seq, problem) -> dict:
@@ -623,26 +609,110 @@ def _event_beyond_head(chain_ids: list[int]) -> dict | None:
     return _mismatch(event["id"] if event else None, chain["pk"], event["seq"] if event else chain["head_seq"] + 1, problem)
 
 
-def _walk(chain_id: int, start: int, prev_hash: str, head: dict, columns, against) -> tuple[int, str, dict | None, bool]:
-    """Check one chain's events after `start` up to its head; (events checked, last hash, mismatch, against seen)."""
-    checked, expected_seq, found = 0, start + 1, False
-    for values in _chain_rows(chain_id, after=start, upto=head["seq"]):
-        checked += 1
-        problem = None
-        if values["seq"] != expected_seq:
-            problem = f"expected sequence number {expected_seq}, found {values['seq']} (an event is missing)"
-        elif values["prev_hash"] != prev_hash:
-            problem = "does not link to the event before it"
-        elif values["content_hash"] != values["hash"]:
-            problem = "its content does not match its hash"
-        if problem:
-            return checked, prev_hash, _mismatch(values["id"], chain_id, values["seq"], problem), found
-        found = found or values["hash"] == against
-        prev_hash, expected_seq = values["hash"], expected_seq + 1
+def _walk(chain_id: int, start: int, prev_hash: str, head: dict, against) -> tuple[int, str, dict | None, bool, int | None]:
+    """Check one chain's events after `start` up to its head.
+
+    Returns (events checked, last hash, mismatch, against seen, the workers' peak memory if they traced it).
+    """
+    stretches = _walk_stretches(chain_id, start, head["seq"], against)
+    checked, expected_seq, prev_hash, mismatch, found = _join(chain_id, start, prev_hash, stretches, against)
+    peaks = [s.peak_bytes for s in stretches if s.peak_bytes is not None]
+    peak = sum(peaks) if peaks else None
+    if mismatch:
+        return checked, prev_hash, mismatch, found, peak
     if expected_seq - 1 != head["seq"] or prev_hash != head["head_hash"]:
         problem = f"chain head (sequence {head['seq']}) does not match its last event (sequence {expected_seq - 1})"
-        return checked, prev_hash, _mismatch(None, chain_id, head["seq"], problem), found
-    return checked, prev_hash, None, found
+        return checked, prev_hash, _mismatch(None, chain_id, head["seq"], problem), found, peak
+    return checked, prev_hash, None, found, peak
+
+
+def _join(chain_id: int, start: int, prev_hash: str, stretches: list[chain_walk.Stretch], against) -> tuple:
+    """Join a chain's stretches in order, as one walk from `start` would see them.
+
+    Each stretch's first event must carry the next sequence number after the last event before it and link to
+    that event's hash; the problems of an event are checked in the same order as within a stretch
+    (chain_walk.problem_of), so the first bad event named, and the count of events checked up to it, are those of
+    a walk in one piece. Returns (events checked, next sequence number expected, last hash, mismatch, against seen).
+    """
+    checked, expected_seq, found = 0, start + 1, False
+    for stretch in stretches:
+        if stretch.first is None:
+            continue  # No event in this stretch: the next one's first event must follow the last event seen.
+        event_id, seq, link, hash_, content = stretch.first
+        checked += 1
+        problem = chain_walk.problem_of(seq, expected_seq, link, prev_hash, content, hash_)
+        if problem:
+            return checked, expected_seq, prev_hash, _mismatch(event_id, chain_id, seq, problem), found
+        checked, found = checked + stretch.checked, found or hash_ == against or stretch.found
+        if stretch.problem:
+            event_id, seq, problem = stretch.problem
+            return checked, expected_seq, prev_hash, _mismatch(event_id, chain_id, seq, problem), found
+        expected_seq, prev_hash = stretch.last_seq + 1, stretch.last_hash
+    return checked, expected_seq, prev_hash, None, found
+
+
+def _workers_for(events: int) -> int:
+    """How many worker processes walk this many events of a chain: 1 means this process, on this connection.
+
+    Workers read over connections of their own, so they are used only where those see exactly what this one
+    would: on PostgreSQL outside a transaction. Inside one (a request), this connection may see events and a
+    head its own transaction wrote and has not committed, which no other connection can. SQLite keeps the walk
+    here: its database is one file (in memory in the tests) and a SQLite site's chains are short.
+    """
+    workers = settings.ACCESS_LOG_VERIFY_WORKERS
+    if workers < 2 or events < SPLIT_FROM_EVENTS or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return workers
+
+
+def _walk_stretches(chain_id: int, start: int, upto: int, against) -> list[chain_walk.Stretch]:
+    """A chain's events after `start` up to `upto` walked as one stretch here, or split between worker processes.
+
+    Why several connections read one consistent chain: every stretch is bounded by the head read at the start
+    (`upto`), and a writer commits its events together with the head it moves, so every event up to that head was
+    committed before the walk began and is seen alike by every later snapshot of every connection. Events are
+    append-only (the triggers refuse UPDATE and DELETE), so none of them changes while the workers read; events
+    appended meanwhile lie beyond `upto` and are read by nobody. This is the same reasoning that already lets one
+    connection read a chain in batches, each batch its own snapshot: a worker's stretch is a run of batches.
+    Only a change made around the log during the walk could be seen by one reader and not another, as it could
+    between two batches; the next verification sees it.
+    """
+    workers = _workers_for(upto - start)
+    if workers > 1:
+        step = -(-(upto - start) // workers)  # ceiling: contiguous stretches of about equal length
+        bounds = [(after, min(after + step, upto)) for after in range(start, upto, step)]
+        try:
+            return _in_workers(chain_id, bounds, against)
+        except (BrokenProcessPool, OSError, psycopg.Error):
+            # A worker could not start or connect (no process allowed, no connection left): walk it here instead.
+            logger.warning("Verifying chain %s in one process: its workers could not run.", chain_id, exc_info=True)
+    return _here(chain_id, [(start, upto)], against)
+
+
+def _here(chain_id: int, bounds: list[tuple[int, int]], against) -> list[chain_walk.Stretch]:
+    """Walk each stretch (after, upto] in turn in this process, on this connection."""
+    sql = _chain_sql(connection)
+    with connection.cursor() as cursor:
+        return [chain_walk.walk(chain_walk.batches(cursor, sql, chain_id, a, b, VERIFY_BATCH), against) for a, b in bounds]
+
+
+def _in_workers(chain_id: int, bounds: list[tuple[int, int]], against) -> list[chain_walk.Stretch]:
+    """Walk each stretch (after, upto] in a worker process of its own, each on its own database connection.
+
+    Forked rather than spawned: a forked worker starts in milliseconds and imports nothing, where a spawned one
+    would start a new interpreter and run the caller's main module again. A worker never touches the connection
+    it inherits (it opens its own and leaves by os._exit, which closes nothing of the parent's).
+    """
+    sql = _chain_sql(connection)
+    # This connection's libpq parameters (database, user, host, options such as a search_path), without Django's
+    # Python objects (cursor factory, adapters), which a worker does not use.
+    conninfo = {k: v for k, v in connection.get_connection_params().items() if v is None or isinstance(v, str | int)}
+    with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [
+            pool.submit(chain_walk.walk_stretch, conninfo, sql, chain_id, after, upto, VERIFY_BATCH, against)
+            for after, upto in bounds
+        ]
+        return [future.result() for future in futures]
 
 
 def _every_chain() -> list[int]:
@@ -680,6 +750,7 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
     starts = {chain_id: _resume_point(chain_id, columns) if resume else (0, GENESIS_HASH, None) for chain_id in chains}
     heads_by_chain = _heads_of(chains)
     checked, heads, checkpoints, against_found = 0, {}, [], (False if against else None)
+    workers_peak = None
     for chain_id in chains:
         start, prev_hash, problem = starts[chain_id]
         if problem:
@@ -687,9 +758,10 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
         head = heads_by_chain.get(chain_id)
         if head is None:
             continue  # No head row: no event may exist either, which the last check below asks.
-        walked, prev_hash, mismatch, found = _walk(chain_id, start, prev_hash, head, columns, against)
+        walked, prev_hash, mismatch, found, peak = _walk(chain_id, start, prev_hash, head, against)
         checked += walked
         against_found = True if found else against_found
+        workers_peak = max(workers_peak or 0, peak) if peak is not None else workers_peak
         # A head that matches its chain must also carry the log key's signature (consent.access.heads).
         mismatch = mismatch or _head_signature_mismatch(chain_id, head)
         if mismatch:
@@ -710,7 +782,7 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
             f"published head {against} is not in the chain: either the chain has been rewritten since it was published, "
             "or the hash was mistyped (a published head file, checked with verify_access_log --against FILE, tells which)",
         )  # fmt: skip
-    return Verification(verified, checked, mismatch, heads, against_found)
+    return Verification(verified, checked, mismatch, heads, against_found, workers_peak_bytes=workers_peak)
 
 
 def _head_signature_mismatch(chain_id: int, head: dict) -> dict | None:
