@@ -98,8 +98,10 @@ def _baseline_indexes() -> None:
         cursor.execute("ANALYZE consent_referral")
 
 
-def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None) -> dict[str, dict]:
-    """Every operation in the current world: queries and peak memory, and with `timing` the medians."""
+def measure(
+    *, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None, only: str | None = None
+) -> dict[str, dict]:
+    """Every operation in the current world (or only the one named): queries and peak memory, with `timing` the medians."""
     from bench import operations
 
     subject = operations.subject()
@@ -112,6 +114,8 @@ def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | N
     _baseline_indexes()
     results = {}
     for op in operations.operations(subject):
+        if only is not None and op.name != only:
+            continue
         if op.setup:
             op.setup()
         try:
@@ -127,6 +131,8 @@ def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | N
             if not outcome.verified:
                 raise RuntimeError(f"The world's access log does not verify: {outcome.first_mismatch}")
             entry["events"] = outcome.events_checked
+            # Worker processes that walked stretches of the chain report their own traced peak; they ran at once.
+            entry["peak_mb"] += (outcome.workers_peak_bytes or 0) / 2**20
         if timing:
             k = slow_repeat if op.slow else repeat
             entry.update(operations.medians(op, k, warmup=0 if op.slow else 2))
@@ -334,6 +340,7 @@ def main(argv=None) -> int:
     parser.add_argument("--build-only", action="store_true", help="build (or check) the two worlds and stop")
     parser.add_argument("--profile", help="also write a pyinstrument profile of this operation to bench/results/")
     parser.add_argument("--markdown", metavar="JSON", help="print the table of a stored result as Markdown and stop")
+    parser.add_argument("--only", metavar="OPERATION", help="measure only this operation (e.g. verify_chain), at N and N/10")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
@@ -357,10 +364,10 @@ def main(argv=None) -> int:
         return 0
     print(f"Query counts and memory at N/10 = {tenth_size:,} referrals:", flush=True)
     tenth_world = use_world(tenth_size, rebuild=args.rebuild)
-    tenth = measure(repeat=args.repeat, timing=False)
+    tenth = measure(repeat=args.repeat, timing=False, only=args.only)
     print(f"Measuring at N = {args.referrals:,} referrals:", flush=True)
     full_world = use_world(args.referrals, rebuild=args.rebuild)
-    full = measure(repeat=args.repeat, slow_repeat=args.slow_repeat, timing=True, profile=args.profile)
+    full = measure(repeat=args.repeat, slow_repeat=args.slow_repeat, timing=True, profile=args.profile, only=args.only)
     result = {
         "database": "SQLite" if vendor == "sqlite" else "PostgreSQL",
         "referrals": args.referrals,

@@ -657,12 +657,13 @@ def _workers_for(events: int) -> int:
     Workers read over connections of their own, so they are used only where those see exactly what this one
     would: on PostgreSQL outside a transaction. Inside one (a request), this connection may see events and a
     head its own transaction wrote and has not committed, which no other connection can. SQLite keeps the walk
-    here: its database is one file (in memory in the tests) and a SQLite site's chains are short.
+    here: its database is one file (in memory in the tests) and a SQLite site's chains are short. A daemonic
+    process (a worker of some pool) may not start processes of its own.
     """
     workers = settings.ACCESS_LOG_VERIFY_WORKERS
     if workers < 2 or events < SPLIT_FROM_EVENTS or connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
-    return workers
+    return 1 if multiprocessing.current_process().daemon else workers
 
 
 def _walk_stretches(chain_id: int, start: int, upto: int, against) -> list[chain_walk.Stretch]:
