@@ -28,8 +28,10 @@ def _streamed(chain_id: int) -> list[tuple]:
 
 def test_every_streamed_event_hashes_as_the_log_wrote_it(world):
     referral = make_referral(world.therapist, world.site)
-    _write(world, object_type="referral", object_id=str(referral.pk), client_pseudonym=referral.client_id,
-           referral_id=referral.pk, purpose="safeguarding: Zoë's café")  # fmt: skip
+    # Characters JSON escapes (quotes, backslash, control characters) and ones it leaves as they are.
+    escaped = _write(world, object_type="referral", object_id=str(referral.pk), client_pseudonym=referral.client_id,
+                     referral_id=referral.pk, purpose="safeguarding: Zoë's café, \"quoted\", back\\slash\nnew line\ttab\x07 \u2028 🙂")  # fmt: skip
+    assert "\x07" in escaped.purpose and "\\slash" in escaped.purpose
     _write(world, status=None, context={"client_request_id": "trace-abc"})
     event = _write(world)
     # A time on the whole second: stored without a fraction on SQLite, still encoded with six digits.

@@ -15,8 +15,23 @@ from itertools import chain
 
 import psycopg
 
-# One prebuilt encoder, the separators and escaping of consent.access.log.canonical_encoding.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+def _encoder():
+    """One prebuilt encoder with the separators and escaping of consent.access.log.canonical_encoding.
+
+    JSONEncoder.encode builds a new C encoder (and a dict and a closure) on every call, a third of the cost of
+    encoding an event; json's C encoder built once here does the same encoding without that. Where the C
+    accelerator is missing, the public encoder is used. Tests hold the bytes equal to canonical_encoding's.
+    """
+    if json.encoder.c_make_encoder is None:
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    # Arguments: no circular-reference markers (a row is a flat tuple), no default, strings escaped as with
+    # ensure_ascii=False, no indent, key and item separators, no key sorting, no key skipping, NaN allowed.
+    encoder = json.encoder.c_make_encoder(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda fields: "".join(encoder(fields, 0))
+
+
+_encode = _encoder()
 
 
 def content_hash(row: tuple) -> str:
