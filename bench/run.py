@@ -329,6 +329,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _load_average() -> list[str]:
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return []
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=100_000, help="referrals in the world (default 100,000)")
@@ -345,11 +352,7 @@ def main(argv=None) -> int:
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return 0
-    started = time.perf_counter()
-    try:
-        load_at_start = open("/proc/loadavg").read().split()[:3]
-    except OSError:
-        load_at_start = []
+    started, load_at_start = time.perf_counter(), _load_average()
     _configure()
     from django.db import connection
 
