@@ -9,7 +9,7 @@ So the cells of every report are withheld together, in two passes:
 
 1. Within each report, the HES secondary rule and the room rule of docs/disclosure-control.md section 3
    (disclosure.withheld_cells with `room_exposed`), exactly as a report alone would apply them.
-2. The audit: the server plays the reader of docs/disclosure-control.md section 6 against the whole lattice.
+2. The audit: the server plays the reader of docs/disclosure-control.md section 7 against the whole lattice.
    Every cell starts at what its published figure allows (a 0 exactly 0, a "*" at least 1, a figure v any
    count in counts_published_as(v)); every relation the reports' structure guarantees is written down (each
    breakdown adds up to the referrals received, the sites to the pilot, a period's months, quarters or years
