@@ -224,23 +224,31 @@ class _Audit:
         for r, (kind, w, ps) in enumerate(self.relations):
             if kind != "=" or len(ps) < 3:
                 continue
-            low_sum, high_sum = sum(lo[p] for p in ps), sum(hi[p] for p in ps)
+            low_sum = sum(lo[p] for p in ps)
+            finite = [hi[p] for p in ps if hi[p] != INFINITY]
+            unbounded, finite_sum = len(ps) - len(finite), sum(finite)
             for p in ps:
                 rest = self.true[w] - self.true[p]
+                if not 1 <= rest <= 7:
+                    continue
+                # The whole less this part, bounded both through the whole and through the other parts.
+                if unbounded == 0:
+                    others_high = finite_sum - hi[p]
+                else:
+                    others_high = finite_sum if unbounded == 1 and hi[p] == INFINITY else INFINITY
                 rest_low = max(lo[w] - hi[p], low_sum - lo[p])
-                rest_high = min(hi[w] - lo[p], high_sum - hi[p])
-                if 1 <= rest <= 7 and rest_low == rest_high:
+                rest_high = min(hi[w] - lo[p], others_high)
+                if rest_low == rest_high:
                     more |= self._breaking(None, [r], withheld)
         return more
 
     def _breaking(self, pinned: int | None, relations: list[int], withheld: set) -> set[Hashable]:
         """A shown cell of the relation that pinned a count, to withhold; any shown neighbour if none."""
-        for r in relations + [r for v in [pinned] if v is not None for r in self.touching[v]]:
+        unavailable = withheld | self.table.fixed | self.table.unpublished
+        for r in relations + (self.touching[pinned] if pinned is not None else []):
             _, w, ps = self.relations[r]
             candidates = [
-                self.cells[v]
-                for v in (w, *ps)
-                if v != pinned and self.true[v] > 0 and self.cells[v] not in withheld | self.table.fixed | self.table.unpublished
+                self.cells[v] for v in (w, *ps) if v != pinned and self.true[v] > 0 and self.cells[v] not in unavailable
             ]
             if candidates:
                 return {min(candidates, key=self.table.rank)}
