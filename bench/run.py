@@ -98,7 +98,9 @@ def _baseline_indexes() -> None:
         cursor.execute("ANALYZE consent_referral")
 
 
-def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None) -> dict[str, dict]:
+def measure(
+    *, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None, only: str | None = None
+) -> dict[str, dict]:
     """Every operation in the current world: queries and peak memory, and with `timing` the medians."""
     from bench import operations
 
@@ -112,6 +114,8 @@ def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | N
     _baseline_indexes()
     results = {}
     for op in operations.operations(subject):
+        if only and op.name != only:
+            continue
         if op.setup:
             op.setup()
         try:
@@ -333,6 +337,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="build the worlds again even if stored ones fit")
     parser.add_argument("--build-only", action="store_true", help="build (or check) the two worlds and stop")
     parser.add_argument("--profile", help="also write a pyinstrument profile of this operation to bench/results/")
+    parser.add_argument("--only", metavar="OPERATION", help="measure this one operation alone (e.g. selector_list)")
     parser.add_argument("--markdown", metavar="JSON", help="print the table of a stored result as Markdown and stop")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -357,10 +362,10 @@ def main(argv=None) -> int:
         return 0
     print(f"Query counts and memory at N/10 = {tenth_size:,} referrals:", flush=True)
     tenth_world = use_world(tenth_size, rebuild=args.rebuild)
-    tenth = measure(repeat=args.repeat, timing=False)
+    tenth = measure(repeat=args.repeat, timing=False, only=args.only)
     print(f"Measuring at N = {args.referrals:,} referrals:", flush=True)
     full_world = use_world(args.referrals, rebuild=args.rebuild)
-    full = measure(repeat=args.repeat, slow_repeat=args.slow_repeat, timing=True, profile=args.profile)
+    full = measure(repeat=args.repeat, slow_repeat=args.slow_repeat, timing=True, profile=args.profile, only=args.only)
     result = {
         "database": "SQLite" if vendor == "sqlite" else "PostgreSQL",
         "referrals": args.referrals,
@@ -378,10 +383,13 @@ def main(argv=None) -> int:
     print_table(result)
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
-    (RESULTS / "latest.json").write_text(text)
     label = f"{result['database'].lower()}-{args.referrals}"
+    if args.only:  # one operation's figures stand apart from the whole run's
+        label = f"only-{args.only}-{label}"
+    else:
+        (RESULTS / "latest.json").write_text(text)
     (RESULTS / f"{label}.json").write_text(text)
-    print(f"Written to bench/results/latest.json and bench/results/{label}.json ({result['seconds']:.0f}s in all).")
+    print(f"Written to bench/results/{label}.json ({result['seconds']:.0f}s in all).")
     return 0
 
 
