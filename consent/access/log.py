@@ -473,26 +473,45 @@ _INSERTED_FIELDS = (*HASHED_FIELDS, "hash", "head_signature", "head_key_id")
 def _insert_events(events: list[SimpleNamespace]) -> None:
     """Write the events in as few statements as the database allows, without model instances.
 
-    PostgreSQL: one INSERT ... SELECT FROM unnest() of one array per column, whatever the number of events.
-    SQLite: multi-row INSERT ... VALUES, as many rows a statement as its limit on parameters allows.
+    A column holding one value for every event of the write (the chain, the time, the actor, the request: most
+    of them) is sent once, as a single parameter; only the others are sent per event. PostgreSQL: one
+    INSERT ... SELECT FROM unnest() of one array per varying column, whatever the number of events. SQLite:
+    INSERT ... SELECT FROM (VALUES ...), as many rows a statement as its limit on parameters allows.
     """
     fields = [AccessEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    postgresql = connection.vendor == "postgresql"
+    values = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
+    if not postgresql:
+        values = [_prepared_column(field, column) for field, column in zip(fields, values, strict=True)]
+    shared = [len({(type(v), v) for v in column}) == 1 for column in values]
+    varying = [column for column, one in zip(values, shared, strict=True) if not one]
+    if not varying:  # a single event
+        shared, varying = [False] * len(values), values
+    selected, n = [], 0
+    for field, one in zip(fields, shared, strict=True):
+        cast = f"::{field.db_type(connection)}" if postgresql else ""
+        if one:
+            selected.append(f"%s{cast}")
+        else:
+            n += 1
+            selected.append(f"u.v{n}" if postgresql else f"column{n}")
+    head = f"INSERT INTO {table} ({columns}) SELECT {', '.join(selected)} FROM"  # noqa: S608
+    once = [column[0] for column, one in zip(values, shared, strict=True) if one]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-            params = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
-            # Our own quoted table and column names and the fields' own types; every value is a parameter.
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})", params)  # noqa: S608
+        # Our own quoted table and column names and the fields' own types; every value is a parameter.
+        if postgresql:
+            casts = [f"%s::{f.db_type(connection)}[]" for f, one in zip(fields, shared, strict=True) if not one]
+            names = ", ".join(f"v{i}" for i in range(1, n + 1))
+            cursor.execute(f"{head} unnest({', '.join(casts)}) AS u({names})", [*once, *varying])
             return
-        columns_prepared = [_prepared_column(field, [getattr(e, field.attname) for e in events]) for field in fields]
-        rows = list(zip(*columns_prepared, strict=True))
-        per_statement = max(1, _sqlite_parameter_limit(connection) // len(fields))
+        rows = list(zip(*varying, strict=True))
+        per_statement = max(1, (_sqlite_parameter_limit(connection) - len(once)) // n)
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", [v for row in chunk for v in row])  # noqa: S608
+            tuples = ", ".join(["(" + ", ".join(["%s"] * n) + ")"] * len(chunk))
+            cursor.execute(f"{head} (VALUES {tuples})", [*once, *(v for row in chunk for v in row)])
 
 
 # Values every field here converts to themselves (text, whole numbers, NULL); times and UUIDs are converted.
