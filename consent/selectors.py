@@ -1,5 +1,6 @@
 """Reads of client data. Every queryset here is handed to the firewall before anyone sees a row."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -82,15 +83,35 @@ def voluntariness_annotations(as_of: datetime | None = None) -> dict:
     return flags
 
 
-def voluntariness_status_expression() -> Case:
-    """The status from the flags of voluntariness_annotations(), most serious first."""
-    return Case(
-        When(Q(v_mandated_pathway=True) | Q(v_told_required=True) | Q(v_sanction=True), then=Value(Voluntariness.NOT_VOLUNTARY)),
-        When(Q(v_not_free_to_stop=True) | Q(v_goal_by_agency=True) | Q(v_pressured_withdrawal=True), then=Value(Voluntariness.CONCERN)),
-        When(Q(v_no_consent=True) | Q(v_no_intake_check=True), then=Value(Voluntariness.UNKNOWN)),
-        default=Value(Voluntariness.VOLUNTARY),
-        output_field=CharField(),
-    )  # fmt: skip
+# The status rule, most serious first: a status and the flags (of voluntariness_annotations) any one of which
+# decides it; none of them set is voluntary. Read by the SQL expression and by status_from_flags, so one rule.
+STATUS_RULE = (
+    (Voluntariness.NOT_VOLUNTARY, ("v_mandated_pathway", "v_told_required", "v_sanction")),
+    (Voluntariness.CONCERN, ("v_not_free_to_stop", "v_goal_by_agency", "v_pressured_withdrawal")),
+    (Voluntariness.UNKNOWN, ("v_no_consent", "v_no_intake_check")),
+)
+
+
+def voluntariness_status_expression(prefix: str = "") -> Case:
+    """The status from the flags of voluntariness_annotations(), most serious first (STATUS_RULE).
+
+    `prefix` reads flags aliased under prefixed names (one set of flags per `as of` in a single query).
+    """
+    whens = []
+    for status, deciding in STATUS_RULE:
+        condition = Q()
+        for flag in deciding:
+            condition |= Q(**{f"{prefix}{flag}": True})
+        whens.append(When(condition, then=Value(status)))
+    return Case(*whens, default=Value(Voluntariness.VOLUNTARY), output_field=CharField())
+
+
+def status_from_flags(flags: Mapping[str, bool]) -> str:
+    """The status STATUS_RULE gives a set of flags already worked out (the report's counts grouped by flag)."""
+    for status, deciding in STATUS_RULE:
+        if any(flags[flag] for flag in deciding):
+            return status
+    return Voluntariness.VOLUNTARY
 
 
 def with_voluntariness(queryset: QuerySet, as_of: datetime | None = None) -> QuerySet:

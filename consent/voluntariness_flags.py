@@ -178,22 +178,33 @@ def _not_held(field: str, as_of) -> Case:
                 output_field=BooleanField())  # fmt: skip
 
 
-def flag_annotations(as_of: datetime | Expression) -> dict:
+# Each flag of the status rule read from the flags row: the time it reads, and whether the flag is that time
+# having come (True) or not yet (False). flag_annotations asks it in SQL, the report of grouped rows in Python.
+RULE_FLAG_TIMES = {
+    "v_told_required": ("told_required_at", True),
+    "v_sanction": ("sanction_at", True),
+    "v_not_free_to_stop": ("not_free_to_stop_at", True),
+    "v_goal_by_agency": ("goal_by_agency_at", True),
+    "v_pressured_withdrawal": ("pressured_withdrawal_at", True),
+    "v_no_consent": ("explicit_consent_at", False),
+    "v_no_intake_check": ("intake_check_at", False),
+}
+
+
+def mandated_pathway_flag() -> Case:
+    """The rule's one flag that is no time: a pathway that is not voluntary by its nature."""
+    return Case(When(pathway__in=INVOLUNTARY_PATHWAYS, then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
+def flag_annotations(as_of: datetime | Expression, prefix: str = "") -> dict:
     """The flags of consent.selectors.voluntariness_annotations(as_of), read from the flags rows.
 
     The same names and meaning, so consent.selectors.voluntariness_status_expression decides the status from
     either. `as_of` may be an expression (a per-row time). A referral without a row (never written through
-    the services) reads as having no records: unknown, as the rule would find it with none.
+    the services) reads as having no records: unknown, as the rule would find it with none. `prefix` names
+    them for voluntariness_status_expression(prefix), so one query can hold the flags at several times.
     """
-    return {
-        "v_mandated_pathway": Case(
-            When(pathway__in=INVOLUNTARY_PATHWAYS, then=Value(True)), default=Value(False), output_field=BooleanField()
-        ),  # fmt: skip
-        "v_told_required": _held("told_required_at", as_of),
-        "v_sanction": _held("sanction_at", as_of),
-        "v_not_free_to_stop": _held("not_free_to_stop_at", as_of),
-        "v_goal_by_agency": _held("goal_by_agency_at", as_of),
-        "v_pressured_withdrawal": _held("pressured_withdrawal_at", as_of),
-        "v_no_consent": _not_held("explicit_consent_at", as_of),
-        "v_no_intake_check": _not_held("intake_check_at", as_of),
-    }
+    flags = {"v_mandated_pathway": mandated_pathway_flag()}
+    for name, (field, reached) in RULE_FLAG_TIMES.items():
+        flags[name] = (_held if reached else _not_held)(field, as_of)
+    return {f"{prefix}{name}": expression for name, expression in flags.items()}

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 from colocation.models import Site
 from consent.reports.disclosure import STAR, counts_published_as
-from consent.reports.metrics import ACCESS_COUNTS, SIMPLE_COUNTS, Figures, PilotFigures, SeriesPoint
+from consent.reports.lattice import LEVELS, PilotLattice, pilot_periods
+from consent.reports.metrics import ACCESS_COUNTS, SIMPLE_COUNTS, PilotFigures, figures_of, series_of, site_totals
 from consent.reports.periods import Period, month, quarter, year
 from consent.reports.report import publish
 from consent.selectors import Voluntariness
@@ -115,20 +116,20 @@ def pilot_world(rng: random.Random, *, sites: int, months: int, start: tuple[int
     return world
 
 
-def _figures(referrals: list[Referral]) -> Figures:
-    figures = Figures(by_source_of_referral=dict.fromkeys(SOURCES, 0))
-    for r in referrals:
-        figures.referrals_received += 1
-        figures.add_key(("referrals_received",), r.key)
-        for breakdown, category in (("by_pathway", r.pathway), ("by_source_of_referral", r.source),
-                                    ("by_how_heard", r.how), ("voluntariness", r.status)):  # fmt: skip
-            getattr(figures, breakdown)[category] += 1
-            figures.add_key((breakdown, category), r.key)
-        for flag in r.flags:
-            figures.counts[flag] += 1
-            figures.add_key((flag,), r.key)
-    figures.median_days_to_consent = 1.0 if figures.counts["explicit_consent"] else None
-    return figures
+def lattice_of(world: World) -> PilotLattice:
+    """The pilot's lattice as metrics.lattice_of_pilot counts it, from the world's referrals (no database)."""
+    lattice = PilotLattice(periods=pilot_periods(world.starts_on, world.ends_on, world.ends_on), site_ids=world.sites,
+                           source_codes=list(SOURCES))  # fmt: skip
+    for r in world.referrals:
+        first_day = date(*r.month, 1)
+        paths = [("referrals_received",), ("by_pathway", r.pathway), ("by_source_of_referral", r.source),
+                 ("by_how_heard", r.how)]  # fmt: skip
+        # Everything happens on the day of the referral: as at the end of any period holding it, the same.
+        for level in LEVELS:
+            paths += [(level, "voluntariness", r.status), *((level, flag) for flag in r.flags)]
+        for path in paths:
+            lattice.add(r.site, first_day, path, 1, r.key)
+    return lattice
 
 
 def standard_periods(world: World) -> list[Period]:
@@ -147,41 +148,27 @@ def months_of(world: World, period: Period) -> frozenset:
     return frozenset(m for m in world.months if period.start <= date(*m, 1) <= period.end)
 
 
-def _series_buckets(world: World, period: Period) -> list[Period]:
-    buckets = []
-    for y, m in world.months:
-        whole = month(y, m) if world.cadence == "monthly" else quarter(y, (m - 1) // 3 + 1)
-        if whole.start > period.end:
-            break
-        bucket = Period(whole.label, max(whole.start, world.starts_on), min(whole.end, world.ends_on))
-        if bucket.end <= period.end and bucket not in buckets:
-            buckets.append(bucket)
-    return buckets
-
-
-def figures_for(world: World, period: Period) -> PilotFigures:
-    inside = months_of(world, period)
-    chosen = [r for r in world.referrals if r.month in inside]
-    by_site = {s: _figures([r for r in chosen if r.site == s]) for s in world.sites}
-    series = []
-    for bucket in _series_buckets(world, period):
-        points = _figures([r for r in world.referrals if r.month in months_of(world, bucket)])
-        series.append(
-            SeriesPoint(bucket, points.referrals_received, points.remained_voluntary,
-                        points.keys.get(("referrals_received",), 0), points.keys.get(("voluntariness", "voluntary"), 0))
-        )  # fmt: skip
+def figures_for(world: World, period: Period, lattice: PilotLattice | None = None) -> PilotFigures:
+    """The report's raw figures for one period, assembled from the lattice as metrics.pilot_figures does."""
+    lattice = lattice or lattice_of(world)
+    in_lattice = lattice.period_of(period)
+    by_site = {s: figures_of(lattice.counts(in_lattice, s), lattice.source_codes) for s in world.sites}
+    total = site_totals(by_site, lattice.source_codes)
+    for figures in (*by_site.values(), total):
+        figures.median_days_to_consent = 1.0 if figures.counts["explicit_consent"] else None
     sites = [
         SimpleNamespace(pk=s, name=f"Site {s}", provider=SimpleNamespace(name="Provider"), provider_id=1,
                         separation_last_reviewed=date(2026, 1, 1), **dict.fromkeys(Site.SEPARATION_FIELDS, True))
         for s in world.sites
     ]  # fmt: skip
-    pilot = SimpleNamespace(pk=1, name="Pilot", cadence=world.cadence)
-    return PilotFigures(pilot=pilot, period=period, sites=sites, by_site=by_site, total=_figures(chosen),
-                        series=series, source_codes=list(SOURCES))  # fmt: skip
+    pilot = SimpleNamespace(pk=1, name="Pilot", cadence=world.cadence, starts_on=world.starts_on, ends_on=world.ends_on)
+    return PilotFigures(pilot=pilot, period=period, sites=sites, by_site=by_site, total=total,
+                        series=series_of(pilot, lattice, period), source_codes=list(SOURCES), lattice=lattice)  # fmt: skip
 
 
 def all_reports(world: World) -> list[dict]:
-    return [publish(figures_for(world, period), {1: True}) for period in standard_periods(world)]
+    lattice = lattice_of(world)
+    return [publish(figures_for(world, period, lattice), {1: True}) for period in standard_periods(world)]
 
 
 def true_count(world: World, months: frozenset, scope, metric: str) -> int:
@@ -218,8 +205,8 @@ class Adversary:
     - sites: every count of the pilot is the sum of that count over the sites;
     - breakdowns: referrals received is the sum of each breakdown (pathway, source, how heard, voluntariness);
     - parts of a whole: every plain count is at most the referrals received, a withdrawal citing pressure is a
-      withdrawal, and everyone with a known voluntariness status (voluntary, concern, not voluntary) consented
-      and had an intake check;
+      withdrawal, and everyone whose status is voluntary consented and had an intake check (not everyone with
+      a known status: a mandated pathway is not voluntary whatever was recorded);
     - "differences": for each of those sums it adds the complement (the whole less one part) as a variable of
       its own, so a count got by subtracting one report from another is a target like any published one;
     - shares: a share is checked against the published figures it is said to come from; a share that is not
@@ -368,9 +355,11 @@ class Adversary:
                 self.at_most.append((self.var(months, scope, flag), received))
             pressured, withdrawn = (self.var(months, scope, f) for f in ("withdrawals_citing_pressure", "withdrawals"))
             self.at_most.append((pressured, withdrawn))
-            known_total = self.var(("known", months, scope), None, "")
+            # Voluntary needs explicit consent and an intake check. (Not every known status does: a mandated
+            # pathway is not voluntary whatever was recorded, so "known" is not bounded by the consents.)
+            voluntary = self.var(months, scope, "voluntariness/voluntary")
             for flag in ("explicit_consent", "intake_check_recorded"):
-                self.at_most.append((known_total, self.var(months, scope, flag)))
+                self.at_most.append((voluntary, self.var(months, scope, flag)))
 
     @staticmethod
     def _tilings(months: frozenset, inner: list[frozenset]) -> list[list[frozenset]]:

@@ -20,7 +20,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    DateTimeField,
+    DateField,
     DurationField,
     Exists,
     ExpressionWrapper,
@@ -30,19 +30,19 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
     When,
     Window,
 )
-from django.db.models.functions import Cast, RowNumber, TruncDate
+from django.db.models.functions import Cast, RowNumber, TruncDate, TruncMonth
 from django.utils import timezone
 
 from colocation.models import OrganisationKind, Pilot, Site
 from consent.access.models import AccessEvent, Action, Outcome
 from consent.models import HowHeard, Pathway, Referral
-from consent.reports.periods import Period, end_of_day, steps
-from consent.selectors import Voluntariness, voluntariness_status_expression
-from consent.voluntariness_flags import flag_annotations
+from consent.reports.lattice import PilotLattice, pilot_periods
+from consent.reports.periods import PILOT_TO_DATE, Period, end_of_day, period_of_pilot, steps
+from consent.selectors import Voluntariness, status_from_flags, voluntariness_status_expression
+from consent.voluntariness_flags import RULE_FLAG_TIMES, flag_annotations, mandated_pathway_flag
 
 # Shown in every report even when 0: B1 is the self-referral the pilot is about, M5 (Jobcentre Plus referred
 # the person) is what the report flags.
@@ -107,6 +107,8 @@ class PilotFigures:
     total: Figures
     series: list[SeriesPoint]
     source_codes: list[str]
+    # Every report of the pilot, for disclosure control across reports (None: this report's cells alone).
+    lattice: PilotLattice | None = None
 
 
 def referrals_in(site_ids: list[int], start: date, end: date) -> QuerySet:
@@ -123,39 +125,124 @@ def _with_flags(queryset: QuerySet, as_of) -> QuerySet:
     return queryset.alias(**flag_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
 
 
-def _per_site_counts(base: QuerySet, period: Period, as_of: datetime) -> list[dict]:
-    """One row per site and voluntariness status: received, pathway, how heard and the plain counts.
+# Each plain count as at a period's end: the flags-row time that must have come by then.
+COUNT_TIMES = {
+    "explicit_consent": "explicit_consent_at",
+    "declined": "declined_on",
+    "withdrawals": "withdrawal_at",
+    "withdrawals_citing_pressure": "pressured_withdrawal_at",
+    "felt_not_free_to_stop": "not_free_to_stop_at",
+    "employment_goal_raised_by_benefits_agency": "goal_by_agency_at",
+    "intake_check_recorded": "intake_check_at",
+}
+FLAG_TIMES = tuple(sorted({time for time, _ in RULE_FLAG_TIMES.values()} | set(COUNT_TIMES.values())))
 
-    One GROUP BY over the period's referrals: each referral's status is worked out once and grouped on,
-    and the other figures are conditional counts in the same pass.
+
+def _month_of_flag(field: str, ends_on: date) -> Case:
+    """The calendar month (in the clinic's time zone) a flag's time fell in, or null if none by the pilot's end.
+
+    "Held at the end of a month, quarter or year" is then "its month is at or before that period's last month":
+    the pilot's last day clips every period that holds it, and nothing after it is counted at all.
     """
-    queryset = _with_flags(base, as_of)
-    conditional = {
-        "explicit_consent": Q(v_no_consent=False),
-        "declined": Q(voluntariness_flags__declined_on__lte=period.end),
-        "withdrawals": Q(voluntariness_flags__withdrawal_at__lte=as_of),
-        "withdrawals_citing_pressure": Q(v_pressured_withdrawal=True),
-        "felt_not_free_to_stop": Q(v_not_free_to_stop=True),
-        "employment_goal_raised_by_benefits_agency": Q(v_goal_by_agency=True),
-        "intake_check_recorded": Q(v_no_intake_check=False),
-    }
-    conditions = {"referrals_received": None}
-    conditions.update({f"pathway:{p}": Q(pathway=p) for p in Pathway.values})
-    conditions.update({f"how_heard:{h}": Q(how_heard=h) for h in HowHeard.values})
-    conditions.update(conditional)
-    # Each count with the sum of its referrals' record keys, the cell key of disclosure control: same pass.
-    aggregates = {name: Count("pk", filter=condition) for name, condition in conditions.items()}
-    aggregates.update({f"key:{name}": Sum("record_key", filter=condition) for name, condition in conditions.items()})
-    grouped = queryset.values("site_id", v_status=F("vstatus")).annotate(**aggregates).order_by("site_id", "v_status")
-    return list(grouped)
+    path = f"voluntariness_flags__{field}"
+    if field.endswith("_on"):
+        return Case(When(**{f"{path}__lte": ends_on}, then=TruncMonth(path)), default=None, output_field=DateField())
+    month_of = TruncMonth(path, output_field=DateField(), tzinfo=timezone.get_current_timezone())
+    return Case(When(**{f"{path}__lte": end_of_day(ends_on)}, then=month_of), default=None, output_field=DateField())
 
 
-def _per_site_sources(base: QuerySet) -> list[dict]:
+def _flag_rows(base: QuerySet, ends_on: date) -> list[dict]:
+    """Referrals grouped by site, month received, mandated pathway and the month each flag's time fell in.
+
+    Referrals are grouped by when their facts happened, not by status: a row's flags as at the end of any period
+    then follow from its months alone (_as_at), so one pass serves every period of the pilot.
+    """
+    months = {f"m|{time}": _month_of_flag(time, ends_on) for time in FLAG_TIMES}
     return list(
-        base.values("site_id", "source_of_referral")
+        base.annotate(month_received=TruncMonth("referred_on"), mandated=mandated_pathway_flag(), **months)
+        .values("site_id", "month_received", "mandated", *months)
         .annotate(n=Count("pk"), key=Sum("record_key"))
-        .order_by("site_id", "source_of_referral")
+        .order_by()
     )
+
+
+def _kind_rows(base: QuerySet) -> list[dict]:
+    """Per site and month received: what the referrals are (received, pathway, how heard), with key sums."""
+    conditions = {"referrals_received": None}
+    conditions.update({f"by_pathway:{p}": Q(pathway=p) for p in Pathway.values})
+    conditions.update({f"by_how_heard:{h}": Q(how_heard=h) for h in HowHeard.values})
+    aggregates = {name: Count("pk", filter=condition) for name, condition in conditions.items()}
+    aggregates.update({f"key|{name}": Sum("record_key", filter=condition) for name, condition in conditions.items()})
+    return list(
+        base.annotate(month_received=TruncMonth("referred_on"))
+        .values("site_id", "month_received")
+        .annotate(**aggregates)
+        .order_by()
+    )
+
+
+def _source_rows(base: QuerySet) -> list[dict]:
+    return list(
+        base.annotate(month_received=TruncMonth("referred_on"))
+        .values("site_id", "month_received", "source_of_referral")
+        .annotate(n=Count("pk"), key=Sum("record_key"))
+        .order_by()
+    )
+
+
+def _first_day(value) -> date:
+    """TruncMonth gives a date on both databases; a datetime only where a backend widens it."""
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _level_ends(first_day: date, ends_on: date, to_date: date) -> dict[str, date]:
+    """For a month received, the last month of its month, quarter, year and the pilot to date, clipped."""
+    last = ends_on.replace(day=1)
+    quarter_end = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 3, 1)
+    return {
+        "month": first_day,
+        "quarter": min(quarter_end, last),
+        "year": min(date(first_day.year, 12, 1), last),
+        PILOT_TO_DATE: min(to_date, ends_on).replace(day=1),
+    }
+
+
+def _add_flag_row(lattice: PilotLattice, row: dict, ends: dict[str, date]) -> None:
+    """One group's counts as at the end of every level: its flags, status and plain counts."""
+    site_id, first_day = row["site_id"], _first_day(row["month_received"])
+    for level, last_month in ends.items():
+        came = {time: row[f"m|{time}"] is not None and _first_day(row[f"m|{time}"]) <= last_month for time in FLAG_TIMES}
+        flags = {name: came[time] == reached for name, (time, reached) in RULE_FLAG_TIMES.items()}
+        flags["v_mandated_pathway"] = bool(row["mandated"])
+        lattice.add(site_id, first_day, (level, "voluntariness", status_from_flags(flags)), row["n"], row["key"])
+        for name, fact in COUNT_TIMES.items():
+            if came[fact]:
+                lattice.add(site_id, first_day, (level, name), row["n"], row["key"])
+
+
+def lattice_of_pilot(pilot: Pilot, site_ids: list[int], today: date) -> PilotLattice:
+    """Every report a reader may ask for of this pilot, counted at once: three grouped queries, whatever its size."""
+    periods = pilot_periods(pilot.starts_on, pilot.ends_on, today)
+    lattice = PilotLattice(periods=periods, site_ids=site_ids)
+    base = referrals_in(site_ids, pilot.starts_on, pilot.ends_on)
+    for row in _kind_rows(base):
+        first_day = _first_day(row["month_received"])
+        for name, n in row.items():
+            if name not in ("site_id", "month_received") and not name.startswith("key|"):
+                lattice.add(row["site_id"], first_day, tuple(name.split(":")), n, row[f"key|{name}"])
+    ends: dict[date, dict] = {}
+    for row in _flag_rows(base, pilot.ends_on):
+        first_day = _first_day(row["month_received"])
+        if first_day not in ends:
+            ends[first_day] = _level_ends(first_day, pilot.ends_on, today)
+        _add_flag_row(lattice, row, ends[first_day])
+    sources = _source_rows(base)
+    seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
+    lattice.source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
+    for row in sources:
+        path = ("by_source_of_referral", row["source_of_referral"])
+        lattice.add(row["site_id"], _first_day(row["month_received"]), path, row["n"], row["key"])
+    return lattice
 
 
 def _is_middle(rank: int, n: int) -> bool:
@@ -246,43 +333,6 @@ def _access_per_site(events: QuerySet) -> list[dict]:
     )
 
 
-def _series(pilot: Pilot, site_ids: list[int], period: Period) -> list[SeriesPoint]:
-    """Referrals received and remained voluntary per month or quarter, from the pilot's start to the period's end.
-
-    Only whole steps (each clipped to the pilot's dates) that end by the period's end: every point is itself a
-    standard period, the same cells as that period's own report, never a window of its own. Each point's
-    voluntariness is as it stood at the end of that month or quarter: one query, the status computed against
-    a per-row `as of` picked by the row's bucket.
-    """
-    buckets = [b for b in steps(pilot.starts_on, pilot.ends_on, pilot.cadence) if b.end <= period.end]
-    if not buckets:
-        return []
-    label = Case(
-        *[When(referred_on__gte=b.start, referred_on__lte=b.end, then=Value(b.label)) for b in buckets],
-        output_field=CharField(),
-    )
-    as_of = Case(
-        *[When(referred_on__gte=b.start, referred_on__lte=b.end, then=Value(end_of_day(b.end))) for b in buckets],
-        output_field=DateTimeField(),
-    )
-    base = referrals_in(site_ids, buckets[0].start, buckets[-1].end).alias(bucket=label, bucket_as_of=as_of)
-    rows = (
-        _with_flags(base, F("bucket_as_of"))
-        .values(period=F("bucket"), v_status=F("vstatus"))
-        .annotate(n=Count("pk"), key=Sum("record_key"))
-        .order_by("period")
-    )
-    points = {b.label: SeriesPoint(period=b) for b in buckets}
-    for row in rows:
-        point = points[row["period"]]
-        point.referrals_received += row["n"]
-        point.referrals_received_key += row["key"] or 0
-        if row["v_status"] == Voluntariness.VOLUNTARY:
-            point.remained_voluntary += row["n"]
-            point.remained_voluntary_key += row["key"] or 0
-    return list(points.values())
-
-
 # The report's planner settings, for the rest of its transaction (the benchmark's bare SQL runs with the same).
 # JIT off: the queries are wide, so their estimated cost crosses jit_above_cost on any real pilot and PostgreSQL
 # spent seconds compiling what then ran in well under one (3.9 s of JIT for 0.5 s of execution on 16,000
@@ -299,26 +349,44 @@ def _without_jit() -> None:
                 cursor.execute(statement)
 
 
-def _add_site_counts(by_site: dict[int, Figures], rows: list[dict]) -> None:
-    """At most four rows per site (one per status): added up per site, never per referral."""
-    for row in rows:
-        figures = by_site[row["site_id"]]
-        figures.referrals_received += row["referrals_received"]
-        figures.add_key(("referrals_received",), row["key:referrals_received"])
-        figures.voluntariness[row["v_status"]] = row["referrals_received"]
-        figures.add_key(("voluntariness", row["v_status"]), row["key:referrals_received"])
-        for p in Pathway.values:
-            figures.by_pathway[p] += row[f"pathway:{p}"]
-            figures.add_key(("by_pathway", p), row[f"key:pathway:{p}"])
-        for h in HowHeard.values:
-            figures.by_how_heard[h] += row[f"how_heard:{h}"]
-            figures.add_key(("by_how_heard", h), row[f"key:how_heard:{h}"])
-        for name in SIMPLE_COUNTS:
-            figures.counts[name] += row[name]
-            figures.add_key((name,), row[f"key:{name}"])
+def figures_of(cells: dict[tuple, list[int]], source_codes: list[str]) -> Figures:
+    """A site's Figures from its lattice cells (path -> [count, key sum]) in one period."""
+    figures = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
+    for path, (n, key_sum) in cells.items():
+        figures.add_key(path, key_sum)
+        if path == ("referrals_received",):
+            figures.referrals_received = n
+        elif path[0] in BREAKDOWNS:
+            getattr(figures, path[0])[path[1]] = n
+        else:
+            figures.counts[path[0]] = n
+    return figures
 
 
-def _site_totals(by_site: dict[int, Figures], source_codes: list[str]) -> Figures:
+def series_of(pilot: Pilot, lattice: PilotLattice, period: Period) -> list[SeriesPoint]:
+    """Referrals received and remained voluntary per month or quarter, from the pilot's start to the period's end.
+
+    Only whole steps (each clipped to the pilot's dates) that end by the period's end: every point is itself a
+    standard period, the same cells of the lattice as that period's own report, as at its own end.
+    """
+    points = []
+    for bucket in steps(pilot.starts_on, pilot.ends_on, pilot.cadence):
+        if bucket.end > period.end:
+            break
+        point = SeriesPoint(period=bucket)
+        for site_id in lattice.site_ids:
+            cells = lattice.counts(lattice.period_of(bucket), site_id)
+            n, key_sum = cells.get(("referrals_received",), (0, 0))
+            point.referrals_received += n
+            point.referrals_received_key += key_sum
+            n, key_sum = cells.get(("voluntariness", Voluntariness.VOLUNTARY), (0, 0))
+            point.remained_voluntary += n
+            point.remained_voluntary_key += key_sum
+        points.append(point)
+    return points
+
+
+def site_totals(by_site: dict[int, Figures], source_codes: list[str]) -> Figures:
     """The whole pilot's figures from its sites' (benefits-agency attempts aside: those are counted once)."""
     total = Figures(by_source_of_referral=dict.fromkeys(source_codes, 0))
     # Adding up per-site rows (a handful), never referrals.
@@ -336,27 +404,23 @@ def _site_totals(by_site: dict[int, Figures], source_codes: list[str]) -> Figure
 
 
 @transaction.atomic
-def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
-    """Every raw figure of the report for one pilot and period, per site and in total."""
+def pilot_figures(pilot: Pilot, period: Period, *, today: date | None = None) -> PilotFigures:
+    """Every raw figure of the report for one pilot and period, per site and in total, with the pilot's lattice.
+
+    The period's counts are read from the lattice of every report of the pilot (lattice_of_pilot), which
+    disclosure control audits as a whole: the same cells whichever report is asked for.
+    """
     _without_jit()
+    today = today or timezone.localdate()
+    period = period_of_pilot(pilot, period, today=today)
     sites = list(pilot.sites.select_related("provider", "host_organisation").order_by("name", "pk"))
     site_ids = [s.pk for s in sites]
     provider_ids = sorted({s.provider_id for s in sites})
     host_ids = sorted({s.host_organisation_id for s in sites})
-    as_of = end_of_day(period.end)
-    base = referrals_in(site_ids, period.start, period.end)
-
-    by_site = {s.pk: Figures() for s in sites}
-    _add_site_counts(by_site, _per_site_counts(base, period, as_of))
-    sources = _per_site_sources(base)
-    seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
-    source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
-    for figures in by_site.values():
-        figures.by_source_of_referral = dict.fromkeys(source_codes, 0)
-    for row in sources:
-        by_site[row["site_id"]].by_source_of_referral[row["source_of_referral"]] = row["n"]
-        by_site[row["site_id"]].add_key(("by_source_of_referral", row["source_of_referral"]), row["key"])
-    site_medians, overall_median = _medians(base, as_of)
+    lattice = lattice_of_pilot(pilot, site_ids, today)
+    in_lattice = lattice.period_of(period)
+    by_site = {s.pk: figures_of(lattice.counts(in_lattice, s.pk), lattice.source_codes) for s in sites}
+    site_medians, overall_median = _medians(referrals_in(site_ids, period.start, period.end), end_of_day(period.end))
     for site_id, median in site_medians.items():
         by_site[site_id].median_days_to_consent = median
 
@@ -366,7 +430,7 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
             for name in ACCESS_COUNTS:
                 by_site[row["event_site"]].counts[name] = row[name]
 
-    total = _site_totals(by_site, source_codes)
+    total = site_totals(by_site, lattice.source_codes)
     total.median_days_to_consent = overall_median
     # Attempts counted once across sites, including those aimed at no referral (refused lists).
     total.counts.update(events.aggregate(**_attempt_counts()))
@@ -377,6 +441,7 @@ def pilot_figures(pilot: Pilot, period: Period) -> PilotFigures:
         sites=sites,
         by_site=by_site,
         total=total,
-        series=_series(pilot, site_ids, period),
-        source_codes=source_codes,
+        series=series_of(pilot, lattice, period),
+        source_codes=lattice.source_codes,
+        lattice=lattice,
     )

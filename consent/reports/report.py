@@ -4,7 +4,6 @@
 snapshot and the management command start from its output; the raw figures never leave this module.
 """
 
-from collections.abc import Hashable
 from datetime import date
 
 from dateutil.relativedelta import relativedelta
@@ -12,15 +11,8 @@ from dateutil.relativedelta import relativedelta
 from colocation.models import Pilot, Site
 from consent.access.log import verify_chain
 from consent.models import Pathway
-from consent.reports.disclosure import (
-    DISCLOSURE_CONTROL,
-    STAR,
-    counts_published_as,
-    publish_count,
-    share_of_published,
-    suppress_median,
-    withheld_cells,
-)
+from consent.reports.audit import Table, add_report, withheld_groups, withheld_in_pilot
+from consent.reports.disclosure import DISCLOSURE_CONTROL, STAR, share_of_published, suppress_median
 from consent.reports.metrics import (
     ACCESS_COUNTS,
     BREAKDOWNS,
@@ -56,114 +48,57 @@ REVIEW_VALID_FOR = relativedelta(years=1)
 # The plain counts of a scope, in the order they are published.
 PUBLISHED_COUNTS = (*SIMPLE_COUNTS, *ACCESS_COUNTS)
 # remained_voluntary is the voluntary status count at the end of the period: one cell under two names.
-ALIASES = {("remained_voluntary",): ("voluntariness", Voluntariness.VOLUNTARY)}
-
-
-def _cells_of(figures: Figures) -> dict[tuple, int]:
-    cells: dict[tuple, int] = {("referrals_received",): figures.referrals_received}
-    for breakdown in BREAKDOWNS:
-        for key, n in getattr(figures, breakdown).items():
-            cells[(breakdown, key)] = n
-    for name in PUBLISHED_COUNTS:
-        cells[(name,)] = figures.counts[name]
-    return cells
+VOLUNTARY = ("voluntariness", Voluntariness.VOLUNTARY)
 
 
 class _Cells:
-    """Every count of the report as one table of cells and the (total, parts) groups that tie them together.
+    """The published figure of every count of one report: the pilot's audited lattice, seen from this period.
 
-    Each cell has its count and its cell key (the sum of the record keys of the referrals it counts); the
-    published figure is disclosure.publish_count of the two, or "*" when secondary suppression withholds it.
-    The series' cells (and the period's own totals when the period is one step of the series) appear in every
-    report whose series reaches them, so they are never withheld by one report's secondary suppression: they
-    publish the same figure wherever they appear.
+    With the lattice of every report of the pilot (figures.lattice), the cells withheld are those of the whole
+    lattice (audit.Table.withheld: the HES and room rules in each report, then the audit across reports), so a
+    cell publishes the same figure in every report, series and format it appears in. Without one (figures made
+    up for one report), the report's own cells are audited alone, and its series points are shown as they
+    stand. Access attempts are events, not referrals: their own groups (the pilot over its sites), cell key 0.
     """
 
     def __init__(self, figures: PilotFigures):
-        self.values: dict[Hashable, int] = {}
-        self.keys: dict[Hashable, int] = {}
-        self.aliases: dict[Hashable, Hashable] = {}
-        self.groups: list[tuple[Hashable, list[Hashable]]] = []
-        self.fixed: set[Hashable] = set()
-        scopes = {TOTAL: figures.total, **figures.by_site}
-        for scope, scope_figures in scopes.items():
-            for path, n in _cells_of(scope_figures).items():
-                self.values[(scope, *path)] = n
-                self.keys[(scope, *path)] = scope_figures.keys.get(path, 0)
-            for alias, target in ALIASES.items():
-                self.aliases[(scope, *alias)] = (scope, *target)
-            # Each breakdown is a partition of the referrals received at that scope.
-            for breakdown in BREAKDOWNS:
-                parts = [(scope, breakdown, key) for key in getattr(scope_figures, breakdown)]
-                self.groups.append(((scope, "referrals_received"), parts))
-        # Every count of the pilot is the sum of the same count over its sites (access attempts at least
-        # the sum: attempts aimed at no referral are only in the total, which can only withhold more).
-        site_ids = list(figures.by_site)
-        if site_ids:
-            for path in _cells_of(figures.total):
-                self.groups.append(((TOTAL, *path), [(site, *path) for site in site_ids]))
-        self._add_series(figures)
-        self.withheld = withheld_cells(
-            self.values, self.groups, rank=self._rank, exempt=frozenset(self.fixed), exposed=self._exposed
-        )
-
-    def _add_series(self, figures: PilotFigures) -> None:
-        period = figures.period
+        lattice = figures.lattice
+        self.table = Table()
+        self.period_key = lattice.period_of(figures.period).key if lattice else "report"
+        add_report(self.table, self.period_key, {TOTAL: figures.total, **figures.by_site})
+        self.series = {}
         for point in figures.series:
-            label = point.period.label
-            if point.period.start == period.start and point.period.end == period.end:
-                # The period is one step of the series: the same figures, so the same cells.
-                self.aliases[("series", label, "referrals_received")] = (TOTAL, "referrals_received")
-                self.aliases[("series", label, "remained_voluntary")] = (TOTAL, "voluntariness", Voluntariness.VOLUNTARY)
-                self.fixed.update({(TOTAL, "referrals_received"), (TOTAL, "voluntariness", Voluntariness.VOLUNTARY)})
-                continue
-            self.values[("series", label, "referrals_received")] = point.referrals_received
-            self.keys[("series", label, "referrals_received")] = point.referrals_received_key
-            self.values[("series", label, "remained_voluntary")] = point.remained_voluntary
-            self.keys[("series", label, "remained_voluntary")] = point.remained_voluntary_key
-            self.fixed.update({("series", label, "referrals_received"), ("series", label, "remained_voluntary")})
+            key = lattice.period_of(point.period).key if lattice else ("series", point.period.label)
+            if (point.period.start, point.period.end) == (figures.period.start, figures.period.end):
+                key = self.period_key
+            self.series[point.period.label] = key
+            if key != self.period_key:
+                self.table.add((key, TOTAL, "referrals_received"), point.referrals_received, point.referrals_received_key)
+                self.table.add((key, TOTAL, *VOLUNTARY), point.remained_voluntary, point.remained_voluntary_key)
+                if lattice is None:
+                    # A report alone: its series points are other reports' cells, shown as they stand.
+                    self.table.fixed.update({(key, TOTAL, "referrals_received"), (key, TOTAL, *VOLUNTARY)})
+        self.withheld = withheld_in_pilot(lattice) if lattice else self.table.withheld()
+        self._add_access_counts(figures)
 
-    def _range(self, key: Hashable) -> range:
-        """What a reader knows of a shown cell from its figure alone: the counts the table could have published so."""
-        return counts_published_as(publish_count(self.values[key], self.keys[key]))
+    def _add_access_counts(self, figures: PilotFigures) -> None:
+        scopes = {TOTAL: figures.total, **figures.by_site}
+        values = {(scope, name): f.counts[name] for scope, f in scopes.items() for name in ACCESS_COUNTS}
+        # Attempts aimed at no referral are in the total only: it is at least the sum, which can only withhold more.
+        groups = [((TOTAL, name), [(site, name) for site in figures.by_site]) for name in ACCESS_COUNTS if figures.by_site]
+        self.access = Table()
+        self.access_withheld = withheld_groups(values, groups, self.access)
 
-    def _exposed(self, total: Hashable, parts: list[Hashable], withheld: set[Hashable]) -> bool:
-        """Whether a group's shown figures pin down the sum of its withheld cells too closely.
+    def shown(self, scope, *path) -> int | str:
+        if path[0] in ACCESS_COUNTS:
+            return self.access.shown((scope, *path), self.access_withheld)
+        if path == ("remained_voluntary",):
+            path = VOLUNTARY
+        return self.table.shown((self.period_key, scope, *path), self.withheld)
 
-        A reader who knows the table bounds the withheld cells' sum by the shown cells' ranges. If the true sum
-        sits exactly at the edge of that bound (a shown total at the top of its range, shown parts at the bottom
-        of theirs), then once the reader knows the other withheld cells, one of them is exact. The server knows
-        the true counts, so it asks for at least one count of room on each side that can be bounded.
-        """
-        starred = [p for p in parts if p in withheld]
-        shown = [p for p in parts if p not in withheld]
-        starred_sum = sum(self.values[p] for p in starred)
-        low_shown = sum(self._range(p).start for p in shown)
-        high_shown = sum(self._range(p).stop - 1 for p in shown)
-        if total in withheld:
-            # Total = shown parts + withheld parts: its lower bound rests on the shown parts' lower bounds.
-            room_below = self.values[total] - low_shown - starred_sum
-            room_above = (high_shown + starred_sum - self.values[total]) if not starred else 1
-            return room_below < 1 or room_above < 1
-        if not starred:
-            return False
-        shown_total = self._range(total)
-        room_above = (shown_total.stop - 1) - low_shown - starred_sum
-        room_below = starred_sum - (shown_total.start - high_shown)
-        return room_above < 1 or (len(starred) == 1 and room_below < 1)
-
-    def _rank(self, key: Hashable):
-        """Secondary suppression withholds the cell that publishes the smallest figure, then the smallest cell key."""
-        return (publish_count(self.values[key], self.keys[key]), self.keys[key])
-
-    def raw(self, *key) -> int:
-        return self.values[self.aliases.get(key, key)]
-
-    def shown(self, *key) -> int | str:
-        key = self.aliases.get(key, key)
-        if key in self.withheld:
-            return STAR
-        return publish_count(self.values[key], self.keys[key])
+    def shown_in_series(self, label: str, name: str) -> int | str:
+        path = VOLUNTARY if name == "remained_voluntary" else (name,)
+        return self.table.shown((self.series[label], TOTAL, *path), self.withheld)
 
 
 def _median(value: float | None, *, resting_on) -> float | int | str | None:
@@ -365,8 +300,8 @@ def publish(figures: PilotFigures, log_verified_by_provider: dict[int, bool]) ->
             "period": point.period.label,
             "start": point.period.start.isoformat(),
             "end": point.period.end.isoformat(),
-            "referrals_received": cells.shown("series", point.period.label, "referrals_received"),
-            "remained_voluntary": cells.shown("series", point.period.label, "remained_voluntary"),
+            "referrals_received": cells.shown_in_series(point.period.label, "referrals_received"),
+            "remained_voluntary": cells.shown_in_series(point.period.label, "remained_voluntary"),
         }
         for point in figures.series
     ]
