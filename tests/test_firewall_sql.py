@@ -7,8 +7,8 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from colocation.models import Role, StaffProfile, User
-from consent.access.firewall import Purpose, referrals_visible_to
 from consent.access.caseload import rebuild_caseload
+from consent.access.firewall import Purpose, referrals_visible_to
 from consent.access.models import CaseloadEntry, ReferralGroupObjectPermission, ReferralUserObjectPermission
 from consent.models import Client, Referral
 from tests.conftest import api_client, give_consent, intake_check, make_referral, postgres_only

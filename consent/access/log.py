@@ -484,14 +484,14 @@ def _insert_events(events: list[SimpleNamespace]) -> None:
     postgresql = connection.vendor == "postgresql"
     values = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
     if not postgresql:
-        values = [_prepared_column(field, column) for field, column in zip(fields, values, strict=True)]
+        values = [_prepared_column(f, column) for f, column in zip(fields, values, strict=True)]
     shared = [len({(type(v), v) for v in column}) == 1 for column in values]
     varying = [column for column, one in zip(values, shared, strict=True) if not one]
     if not varying:  # a single event
         shared, varying = [False] * len(values), values
     selected, n = [], 0
-    for field, one in zip(fields, shared, strict=True):
-        cast = f"::{field.db_type(connection)}" if postgresql else ""
+    for f, one in zip(fields, shared, strict=True):
+        cast = f"::{f.db_type(connection)}" if postgresql else ""
         if one:
             selected.append(f"%s{cast}")
         else:
