@@ -98,9 +98,7 @@ def _baseline_indexes() -> None:
         cursor.execute("ANALYZE consent_referral")
 
 
-def measure(
-    *, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None, only: str | None = None
-) -> dict[str, dict]:
+def measure(*, repeat: int, slow_repeat: int = 3, timing: bool, profile: str | None = None, only=None) -> dict[str, dict]:
     """Every operation in the current world: queries and peak memory, and with `timing` the medians."""
     from bench import operations
 
@@ -113,9 +111,7 @@ def measure(
         raise RuntimeError("The world's access log does not verify.")
     _baseline_indexes()
     results = {}
-    for op in operations.operations(subject):
-        if only and op.name != only:
-            continue
+    for op in [op for op in operations.operations(subject) if op.name == (only or op.name)]:
         if op.setup:
             op.setup()
         try:
@@ -381,16 +377,21 @@ def main(argv=None) -> int:
     # machine was all along.
     result["machine"]["load_average_at_start"] = load_at_start
     print_table(result)
+    _write(result, args.only)
+    return 0
+
+
+def _write(result: dict, only: str | None) -> None:
+    """The result as bench/results/<database>-<N>.json and latest.json; one operation's alone under its own name."""
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
-    label = f"{result['database'].lower()}-{args.referrals}"
-    if args.only:  # one operation's figures stand apart from the whole run's
-        label = f"only-{args.only}-{label}"
+    label = f"{result['database'].lower()}-{result['referrals']}"
+    if only:
+        label = f"only-{only}-{label}"
     else:
         (RESULTS / "latest.json").write_text(text)
     (RESULTS / f"{label}.json").write_text(text)
     print(f"Written to bench/results/{label}.json ({result['seconds']:.0f}s in all).")
-    return 0
 
 
 if __name__ == "__main__":
