@@ -9,7 +9,7 @@ So the cells of every report are withheld together, in two passes:
 
 1. Within each report, the HES secondary rule and the room rule of docs/disclosure-control.md section 3
    (disclosure.withheld_cells with `room_exposed`), exactly as a report alone would apply them.
-2. The audit: the server plays the reader of docs/disclosure-control.md section 6 against the whole lattice.
+2. The audit: the server plays the reader of docs/disclosure-control.md section 7 against the whole lattice.
    Every cell starts at what its published figure allows (a 0 exactly 0, a "*" at least 1, a figure v any
    count in counts_published_as(v)); every relation the reports' structure guarantees is written down (each
    breakdown adds up to the referrals received, the sites to the pilot, a period's months, quarters or years
@@ -224,23 +224,31 @@ class _Audit:
         for r, (kind, w, ps) in enumerate(self.relations):
             if kind != "=" or len(ps) < 3:
                 continue
-            low_sum, high_sum = sum(lo[p] for p in ps), sum(hi[p] for p in ps)
+            low_sum = sum(lo[p] for p in ps)
+            finite = [hi[p] for p in ps if hi[p] != INFINITY]
+            unbounded, finite_sum = len(ps) - len(finite), sum(finite)
             for p in ps:
                 rest = self.true[w] - self.true[p]
+                if not 1 <= rest <= 7:
+                    continue
+                # The whole less this part, bounded both through the whole and through the other parts.
+                if unbounded == 0:
+                    others_high = finite_sum - hi[p]
+                else:
+                    others_high = finite_sum if unbounded == 1 and hi[p] == INFINITY else INFINITY
                 rest_low = max(lo[w] - hi[p], low_sum - lo[p])
-                rest_high = min(hi[w] - lo[p], high_sum - hi[p])
-                if 1 <= rest <= 7 and rest_low == rest_high:
+                rest_high = min(hi[w] - lo[p], others_high)
+                if rest_low == rest_high:
                     more |= self._breaking(None, [r], withheld)
         return more
 
     def _breaking(self, pinned: int | None, relations: list[int], withheld: set) -> set[Hashable]:
         """A shown cell of the relation that pinned a count, to withhold; any shown neighbour if none."""
-        for r in relations + [r for v in [pinned] if v is not None for r in self.touching[v]]:
+        unavailable = withheld | self.table.fixed | self.table.unpublished
+        for r in relations + (self.touching[pinned] if pinned is not None else []):
             _, w, ps = self.relations[r]
             candidates = [
-                self.cells[v]
-                for v in (w, *ps)
-                if v != pinned and self.true[v] > 0 and self.cells[v] not in withheld | self.table.fixed | self.table.unpublished
+                self.cells[v] for v in (w, *ps) if v != pinned and self.true[v] > 0 and self.cells[v] not in unavailable
             ]
             if candidates:
                 return {min(candidates, key=self.table.rank)}

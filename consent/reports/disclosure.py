@@ -37,9 +37,11 @@ figure every time.
 
 Within a report, secondary suppression also withholds another cell where a group's shown figures leave its
 withheld cells no room: where the largest sum of the withheld cells a reader can infer from the shown
-figures' ranges (counts_published_as) is their true sum (report._Cells._exposed). It picks its extra cell
+figures' ranges (counts_published_as) is their true sum (audit.Table.room_exposed). It picks its extra cell
 by what is published (the smallest shown figure, then the cell key), never by the raw count, so the choice
-tells a reader nothing more. docs/disclosure-control.md has the whole method and how it is tested.
+tells a reader nothing more. Across reports, consent.reports.audit withholds the cells of every report of a
+pilot together and audits them as a reader who differences them would. docs/disclosure-control.md has the
+whole method and how it is tested.
 
 Shares are computed from the published figures (numerator and denominator as shown), to 2 decimals,
 capped at 1; withheld ("*") when either figure is withheld; None when the shown denominator is 0.
@@ -184,7 +186,7 @@ def _enforce(
 
     A group gives a cell away when exactly one of its cells is withheld, or when `exposed(total, parts,
     withheld)` says the published figures around its withheld cells leave them no room (see
-    report._Cells.exposed). Cells in `exempt` are never withheld as secondary cells (they are published
+    audit.Table.room_exposed). Cells in `exempt` are never withheld as secondary cells (they are published
     elsewhere as they stand).
     """
     groups = list(groups)

@@ -167,7 +167,10 @@ def _flag_rows(base: QuerySet, ends_on: date) -> list[dict]:
 
 
 def _kind_rows(base: QuerySet) -> list[dict]:
-    """Per site and month received: what the referrals are (received, pathway, how heard), with key sums."""
+    """Per site, month received and source: what the referrals are (received, pathway, how heard), with key sums.
+
+    One pass for every count of what referrals are: a source of referral is a group, the rest conditional counts.
+    """
     conditions = {"referrals_received": None}
     conditions.update({f"by_pathway:{p}": Q(pathway=p) for p in Pathway.values})
     conditions.update({f"by_how_heard:{h}": Q(how_heard=h) for h in HowHeard.values})
@@ -175,17 +178,8 @@ def _kind_rows(base: QuerySet) -> list[dict]:
     aggregates.update({f"key|{name}": Sum("record_key", filter=condition) for name, condition in conditions.items()})
     return list(
         base.annotate(month_received=TruncMonth("referred_on"))
-        .values("site_id", "month_received")
-        .annotate(**aggregates)
-        .order_by()
-    )
-
-
-def _source_rows(base: QuerySet) -> list[dict]:
-    return list(
-        base.annotate(month_received=TruncMonth("referred_on"))
         .values("site_id", "month_received", "source_of_referral")
-        .annotate(n=Count("pk"), key=Sum("record_key"))
+        .annotate(**aggregates)
         .order_by()
     )
 
@@ -221,27 +215,27 @@ def _add_flag_row(lattice: PilotLattice, row: dict, ends: dict[str, date]) -> No
 
 
 def lattice_of_pilot(pilot: Pilot, site_ids: list[int], today: date) -> PilotLattice:
-    """Every report a reader may ask for of this pilot, counted at once: three grouped queries, whatever its size."""
+    """Every report a reader may ask for of this pilot, counted at once: two grouped queries, whatever its size."""
     periods = pilot_periods(pilot.starts_on, pilot.ends_on, today)
     lattice = PilotLattice(periods=periods, site_ids=site_ids)
     base = referrals_in(site_ids, pilot.starts_on, pilot.ends_on)
+    sources = set()
     for row in _kind_rows(base):
-        first_day = _first_day(row["month_received"])
+        site_id, first_day, source = row.pop("site_id"), _first_day(row.pop("month_received")), row.pop("source_of_referral")
+        sources.add(source)
+        lattice.add(
+            site_id, first_day, ("by_source_of_referral", source), row["referrals_received"], row["key|referrals_received"]
+        )
         for name, n in row.items():
-            if name not in ("site_id", "month_received") and not name.startswith("key|"):
-                lattice.add(row["site_id"], first_day, tuple(name.split(":")), n, row[f"key|{name}"])
+            if not name.startswith("key|"):
+                lattice.add(site_id, first_day, tuple(name.split(":")), n, row[f"key|{name}"])
+    lattice.source_codes = [*ALWAYS_SHOWN_SOURCES, *sorted(sources - set(ALWAYS_SHOWN_SOURCES))]
     ends: dict[date, dict] = {}
     for row in _flag_rows(base, pilot.ends_on):
         first_day = _first_day(row["month_received"])
         if first_day not in ends:
             ends[first_day] = _level_ends(first_day, pilot.ends_on, today)
         _add_flag_row(lattice, row, ends[first_day])
-    sources = _source_rows(base)
-    seen = sorted({row["source_of_referral"] for row in sources} - set(ALWAYS_SHOWN_SOURCES))
-    lattice.source_codes = [*ALWAYS_SHOWN_SOURCES, *seen]
-    for row in sources:
-        path = ("by_source_of_referral", row["source_of_referral"])
-        lattice.add(row["site_id"], _first_day(row["month_received"]), path, row["n"], row["key"])
     return lattice
 
 
