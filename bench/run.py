@@ -386,13 +386,21 @@ def main(argv=None) -> int:
     # machine was all along.
     result["machine"]["load_average_at_start"] = load_at_start
     print_table(result)
+    _write(result, args.only)
+    return 0
+
+
+def _write(result: dict, only: str | None) -> None:
+    """The result as bench/results/<database>-<N>.json and latest.json; one operation's alone under its own name."""
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
-    (RESULTS / "latest.json").write_text(text)
-    label = f"{result['database'].lower()}-{args.referrals}"
+    label = f"{result['database'].lower()}-{result['referrals']}"
+    if only:
+        label = f"only-{only}-{label}"
+    else:
+        (RESULTS / "latest.json").write_text(text)
     (RESULTS / f"{label}.json").write_text(text)
-    print(f"Written to bench/results/latest.json and bench/results/{label}.json ({result['seconds']:.0f}s in all).")
-    return 0
+    print(f"Written to bench/results/{label}.json ({result['seconds']:.0f}s in all).")
 
 
 if __name__ == "__main__":

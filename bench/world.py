@@ -24,6 +24,7 @@ from django.db import connection, transaction
 
 from colocation.models import Cadence, ClinicalTeam, Organisation, OrganisationKind, Pilot, Role, Site, StaffProfile, User
 from consent.access import heads
+from consent.access.caseload import rebuild_caseload
 from consent.access.log import GENESIS_HASH, HASHED_FIELDS, event_hash
 from consent.access.models import (
     AccessEvent,
@@ -344,6 +345,9 @@ def build(referrals: int, *, seed: int = 2026) -> float:
     # The voluntariness flags the report reads, from the records just loaded, as the migration's backfill does.
     rebuild_voluntariness_flags()
     log(f"voluntariness flags in {time.perf_counter() - started:.1f}s")
+    # Each user's caseload the firewall lists from, from the grants just loaded, as the migration's backfill does.
+    rebuild_caseload()
+    log(f"caseloads in {time.perf_counter() - started:.1f}s")
     seconds = time.perf_counter() - started
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")

@@ -154,6 +154,21 @@ class EventDraft:
     extra_alerts: list[str] = field(default_factory=list)
 
 
+# Built once: json.dumps with these options builds a new encoder on every call, 50 times for a page of a list.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_PLAIN = frozenset({str, int, type(None)})
+
+
+def _canonical(value):
+    if type(value) in _PLAIN:  # most fields: encoded as they are
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
 def canonical_encoding(values: dict) -> bytes:
     """The bytes an event's hash covers: its fields, in a fixed order, as compact JSON."""
     encoded = []
@@ -161,12 +176,8 @@ def canonical_encoding(values: dict) -> bytes:
         value = values.get(name, "") if name in OPTIONAL_HASHED_FIELDS else values[name]
         if name in OPTIONAL_HASHED_FIELDS and value in ("", None):
             continue
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).isoformat(timespec="microseconds")
-        elif isinstance(value, uuid.UUID):
-            value = str(value)
-        encoded.append(value)
-    return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        encoded.append(_canonical(value))
+    return _ENCODE(encoded).encode("utf-8")
 
 
 def event_hash(values: dict) -> str:
@@ -358,19 +369,26 @@ def _unusual_volume(actor_id: int | None, drafts: list[EventDraft]) -> bool:
     if actor_id is None or not opened:
         return False
     limit = settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
+    if len(opened) > limit:
+        # This request alone is past the limit: nothing earlier can change the answer. Asking anyway cost a page
+        # of a list a read of every event its user wrote in the hour (thousands for someone who pages through
+        # their list all day), since the same clients shown again never count twice and never end the search.
+        return True
     since = timezone.now() - timedelta(hours=1)
-    # Counted in the database and cut off just past the limit, so a busy user costs one bounded query; asked even
-    # when this request alone is past the limit, so a list costs the same queries at any length.
+    # Counted in the database and cut off as soon as the answer is known, so a busy user costs one bounded query.
     earlier = (
         AccessEvent.objects.filter(
             actor_id=actor_id, action__in=EXPOSING_ACTIONS, outcome=Outcome.ALLOWED, occurred_at__gte=since
         )
         .exclude(client_pseudonym__in=opened)
         .exclude(client_pseudonym=None)
+        # Without the model's ordering (chain, seq): its columns would join the DISTINCT, which would then count
+        # events rather than clients, and the chain's ordering joined the organisation table to sort by name.
+        .order_by()
         .values("client_pseudonym")
         .distinct()
     )
-    return earlier[: limit + 1].count() + len(opened) > limit
+    return earlier[: limit + 1 - len(opened)].count() + len(opened) > limit
 
 
 def _lock_head(chain_id: int) -> ChainHead:
@@ -468,26 +486,69 @@ _INSERTED_FIELDS = (*HASHED_FIELDS, "hash", "head_signature", "head_key_id")
 def _insert_events(events: list[SimpleNamespace]) -> None:
     """Write the events in as few statements as the database allows, without model instances.
 
-    PostgreSQL: one INSERT ... SELECT FROM unnest() of one array per column, whatever the number of events.
-    SQLite: multi-row INSERT ... VALUES, as many rows a statement as its limit on parameters allows.
+    A column holding one value for every event of the write (the chain, the time, the actor, the request: most
+    of them) is sent once, as a single parameter; only the others are sent per event. PostgreSQL: one
+    INSERT ... SELECT FROM unnest() of one array per varying column, whatever the number of events. SQLite:
+    INSERT ... SELECT FROM (VALUES ...), as many rows a statement as its limit on parameters allows.
     """
     fields = [AccessEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    postgresql = connection.vendor == "postgresql"
+    values = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
+    if not postgresql:
+        values = [_prepared_column(f, column) for f, column in zip(fields, values, strict=True)]
+    shared = [len({(type(v), v) for v in column}) == 1 for column in values]
+    varying = [column for column, one in zip(values, shared, strict=True) if not one]
+    if not varying:  # a single event
+        shared, varying = [False] * len(values), values
+    selected, n = [], 0
+    for f, one in zip(fields, shared, strict=True):
+        cast = f"::{f.db_type(connection)}" if postgresql else ""
+        if one:
+            selected.append(f"%s{cast}")
+        else:
+            n += 1
+            selected.append(f"u.v{n}" if postgresql else f"column{n}")
+    head = f"INSERT INTO {table} ({columns}) SELECT {', '.join(selected)} FROM"  # noqa: S608
+    once = [column[0] for column, one in zip(values, shared, strict=True) if one]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-            params = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
-            # Our own quoted table and column names and the fields' own types; every value is a parameter.
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})", params)  # noqa: S608
+        # Our own quoted table and column names and the fields' own types; every value is a parameter.
+        if postgresql:
+            casts = [f"%s::{f.db_type(connection)}[]" for f, one in zip(fields, shared, strict=True) if not one]
+            names = ", ".join(f"v{i}" for i in range(1, n + 1))
+            cursor.execute(f"{head} unnest({', '.join(casts)}) AS u({names})", [*once, *varying])
             return
-        prepare = [f.get_db_prep_value for f in fields]
-        rows = [[p(getattr(e, name), connection) for p, name in zip(prepare, _INSERTED_FIELDS, strict=True)] for e in events]
-        per_statement = max(1, _sqlite_parameter_limit(connection) // len(fields))
+        rows = list(zip(*varying, strict=True))
+        per_statement = max(1, (_sqlite_parameter_limit(connection) - len(once)) // n)
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", [v for row in chunk for v in row])  # noqa: S608
+            tuples = ", ".join(["(" + ", ".join(["%s"] * n) + ")"] * len(chunk))
+            cursor.execute(f"{head} (VALUES {tuples})", [*once, *(v for row in chunk for v in row)])
+
+
+# Values every field here converts to themselves (text, whole numbers, NULL); times and UUIDs are converted.
+_TAKEN_AS_IS = frozenset({str, int, type(None)})
+
+
+def _prepared_column(field, values: list) -> list:
+    """One column's values as the database takes them (the field's own conversion), each distinct value once.
+
+    Most columns of a write hold one value for every event (the chain, the time, the actor, the request), so
+    this converts a handful of values instead of one per event and column.
+    """
+    prepared = {}
+    column = []
+    for value in values:
+        if type(value) in _TAKEN_AS_IS:
+            column.append(value)
+            continue
+        # Keyed by type too, so that values equal across types are never confused.
+        key = (type(value), value)
+        if key not in prepared:
+            prepared[key] = field.get_db_prep_value(value, connection)
+        column.append(prepared[key])
+    return column
 
 
 def _sqlite_parameter_limit(connection) -> int:

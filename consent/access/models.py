@@ -82,6 +82,39 @@ class ReferralGroupObjectPermission(GroupObjectPermissionBase):
         indexes = [models.Index(fields=["group", "permission", "content_object"], name="referral_gperm_lookup")]
 
 
+class CaseloadEntry(models.Model):
+    """One referral a user holds a permission on, directly or through a group: guardian's rows, copied in list order.
+
+    Guardian's rows stay the source of truth; these are kept equal to them in the transaction of every grant,
+    revoke and group membership change (consent.access.caseload, hooked in consent.access.signals), and
+    `python manage.py recount_caseload` recounts them. They exist so the firewall reads a user's page of
+    referrals newest first from one index range, as a plain "my referrals" query would, instead of fetching and
+    sorting every referral the user was ever granted (about 2,000 for a therapist at a million referrals).
+    The referral's provider and list order are copies: the firewall joins on them, so a copy that ever differed
+    would hide the referral, never show another.
+    """
+
+    # The unique key and the list index lead with the user: no index of its own.
+    user = models.ForeignKey("colocation.User", on_delete=models.CASCADE, related_name="+", db_index=False)
+    codename = models.CharField(max_length=100)
+    referral = models.ForeignKey("consent.Referral", on_delete=models.CASCADE, related_name="caseload_entries")
+    provider = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+", db_index=False)
+    referred_on = models.DateField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "codename", "referral"], name="caseload_entry_unique"),
+        ]
+        indexes = [
+            # The referral list's order (consent.selectors.referrals_for_list) after the firewall's equalities.
+            models.Index(
+                fields=["user", "codename", "provider", "-referred_on", "-created_at", "referral"],
+                name="caseload_list_order",
+            ),
+        ]
+
+
 class Action(models.TextChoices):
     READ = "read", "Read"
     LIST = "list", "List"

@@ -17,7 +17,7 @@ from django.dispatch import receiver
 
 from colocation.models import Organisation, StaffProfile, User
 from colocation.selectors import organisation_of
-from consent.access import account_events
+from consent.access import account_events, caseload
 from consent.access.account_events import AuthorisationChange, chains_of_organisation, record_authorisation_change
 from consent.access.log import AccessContext
 from consent.access.models import (
@@ -235,6 +235,63 @@ def _granted(sender, instance, created, **kwargs):
 @receiver(post_delete, sender=ReferralGroupObjectPermission, dispatch_uid="access_group_revoke")
 def _revoked(sender, instance, **kwargs):
     permission_rows_changed([instance], granted=False)
+
+
+# ---- each user's caseload, kept equal to the grants (consent.access.caseload) -------------------------------
+
+
+@receiver(permission_rows_bulk_created, dispatch_uid="caseload_bulk_grants")
+def _caseload_bulk_granted(sender, rows, **kwargs):
+    referral_ids = {row.content_object_id for row in rows}
+    if sender is ReferralUserObjectPermission:
+        caseload.user_granted({row.user_id for row in rows}, referral_ids)
+    else:
+        caseload.group_granted({row.group_id for row in rows}, referral_ids)
+
+
+@receiver(pre_save, sender=ReferralUserObjectPermission, dispatch_uid="caseload_user_grant_before")
+@receiver(pre_save, sender=ReferralGroupObjectPermission, dispatch_uid="caseload_group_grant_before")
+def _caseload_grant_before(sender, instance, **kwargs):
+    # A grant row edited in place (the admin, a shell) no longer stands behind its old entry.
+    instance._caseload_before = None
+    if instance.pk and not instance._state.adding:
+        instance._caseload_before = sender.objects.filter(pk=instance.pk).values_list("content_object_id", flat=True).first()
+
+
+@receiver(post_save, sender=ReferralUserObjectPermission, dispatch_uid="caseload_user_grant")
+def _caseload_user_granted(sender, instance, created, **kwargs):
+    if getattr(instance, "_caseload_before", None) is not None:
+        caseload.group_revoked([instance._caseload_before, instance.content_object_id])
+    caseload.user_granted([instance.user_id], [instance.content_object_id])
+
+
+@receiver(post_save, sender=ReferralGroupObjectPermission, dispatch_uid="caseload_group_grant")
+def _caseload_group_granted(sender, instance, created, **kwargs):
+    if getattr(instance, "_caseload_before", None) is not None:
+        caseload.group_revoked([instance._caseload_before, instance.content_object_id])
+    caseload.group_granted([instance.group_id], [instance.content_object_id])
+
+
+@receiver(post_delete, sender=ReferralUserObjectPermission, dispatch_uid="caseload_user_revoke")
+def _caseload_user_revoked(sender, instance, **kwargs):
+    caseload.user_revoked([instance.user_id], [instance.content_object_id])
+
+
+@receiver(post_delete, sender=ReferralGroupObjectPermission, dispatch_uid="caseload_group_revoke")
+def _caseload_group_revoked(sender, instance, **kwargs):
+    caseload.group_revoked([instance.content_object_id])
+
+
+@receiver(m2m_changed, sender=User.groups.through, dispatch_uid="caseload_groups")
+def _caseload_memberships_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    if action == "pre_clear":
+        # Emptying a group's members: who they were is known only before.
+        instance._caseload_cleared = set(User.objects.filter(groups=instance).values_list("pk", flat=True)) if reverse else set()
+    elif action in ("post_add", "post_remove", "post_clear"):
+        if not reverse:
+            caseload.memberships_changed([instance.pk])
+        else:
+            caseload.memberships_changed(pk_set if action != "post_clear" else getattr(instance, "_caseload_cleared", ()))
 
 
 # ---- consent templates --------------------------------------------------------------------------------------
