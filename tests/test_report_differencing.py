@@ -43,9 +43,11 @@ def seeded_world(seed: int):
 WORLDS_THE_PER_REPORT_METHOD_LOST = (154, 254, 989)
 
 
-# Random worlds on every run, as well as the three above: the audit across reports is meant to hold in every
-# world, so a failure here is a world to add to the examples and a flaw to fix, not noise.
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Twelve random worlds, as well as the three above. The audit across reports is meant to hold in every world
+# (docs/disclosure-control.md: none of 1,000 seeded worlds was lost); the draw is fixed (derandomize) so that CI
+# is repeatable; tests/differencing_survey.py tries any number of seeded worlds. A failure is a world to add to
+# the examples and a flaw to fix.
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 @example(seeded_world(154))
 @example(seeded_world(254))
