@@ -92,16 +92,13 @@ STATUS_RULE = (
 )
 
 
-def voluntariness_status_expression(prefix: str = "") -> Case:
-    """The status from the flags of voluntariness_annotations(), most serious first (STATUS_RULE).
-
-    `prefix` reads flags aliased under prefixed names (one set of flags per `as of` in a single query).
-    """
+def voluntariness_status_expression() -> Case:
+    """The status from the flags of voluntariness_annotations(), most serious first (STATUS_RULE)."""
     whens = []
     for status, deciding in STATUS_RULE:
         condition = Q()
         for flag in deciding:
-            condition |= Q(**{f"{prefix}{flag}": True})
+            condition |= Q(**{flag: True})
         whens.append(When(condition, then=Value(status)))
     return Case(*whens, default=Value(Voluntariness.VOLUNTARY), output_field=CharField())
 

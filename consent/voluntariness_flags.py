@@ -196,15 +196,14 @@ def mandated_pathway_flag() -> Case:
     return Case(When(pathway__in=INVOLUNTARY_PATHWAYS, then=Value(True)), default=Value(False), output_field=BooleanField())
 
 
-def flag_annotations(as_of: datetime | Expression, prefix: str = "") -> dict:
+def flag_annotations(as_of: datetime | Expression) -> dict:
     """The flags of consent.selectors.voluntariness_annotations(as_of), read from the flags rows.
 
     The same names and meaning, so consent.selectors.voluntariness_status_expression decides the status from
     either. `as_of` may be an expression (a per-row time). A referral without a row (never written through
-    the services) reads as having no records: unknown, as the rule would find it with none. `prefix` names
-    them for voluntariness_status_expression(prefix), so one query can hold the flags at several times.
+    the services) reads as having no records: unknown, as the rule would find it with none.
     """
     flags = {"v_mandated_pathway": mandated_pathway_flag()}
     for name, (field, reached) in RULE_FLAG_TIMES.items():
         flags[name] = (_held if reached else _not_held)(field, as_of)
-    return {f"{prefix}{name}": expression for name, expression in flags.items()}
+    return flags

@@ -41,7 +41,7 @@ from consent.access.models import AccessEvent, Action, Outcome
 from consent.models import HowHeard, Pathway, Referral
 from consent.reports.lattice import PilotLattice, pilot_periods
 from consent.reports.periods import PILOT_TO_DATE, Period, end_of_day, period_of_pilot, steps
-from consent.selectors import Voluntariness, status_from_flags, voluntariness_status_expression
+from consent.selectors import Voluntariness, status_from_flags
 from consent.voluntariness_flags import RULE_FLAG_TIMES, flag_annotations, mandated_pathway_flag
 
 # Shown in every report even when 0: B1 is the self-referral the pilot is about, M5 (Jobcentre Plus referred
@@ -117,12 +117,12 @@ def referrals_in(site_ids: list[int], start: date, end: date) -> QuerySet:
 
 
 def _with_flags(queryset: QuerySet, as_of) -> QuerySet:
-    """The voluntariness flags and status of consent.selectors (the one rule), as aliases for aggregation.
+    """The voluntariness flags of consent.selectors (the one rule) as at `as_of`, as aliases for filtering.
 
     The flags come from each referral's row of VoluntarinessFlags (one join, kept exact with the records and
     recounted by the recount_voluntariness_flags command), not from an EXISTS per fact over every record.
     """
-    return queryset.alias(**flag_annotations(as_of)).alias(vstatus=voluntariness_status_expression())
+    return queryset.alias(**flag_annotations(as_of))
 
 
 # Each plain count as at a period's end: the flags-row time that must have come by then.
