@@ -164,6 +164,25 @@ def test_the_hash_covers_every_field(name):
     assert log.event_hash(dict(values)) == log.event_hash(values)
 
 
+@pytest.mark.parametrize(
+    "shared_names",
+    [
+        (),
+        ("chain_id", "occurred_at", "actor_id", "actor_name", "request_id", "method", "path", "client_request_id"),
+        tuple(name for name in log.HASHED_FIELDS if name != "seq"),
+    ],
+)
+@pytest.mark.parametrize("client_request_id", ["", None, "abc-123"])
+def test_a_write_encodes_its_shared_fields_once_to_the_same_bytes(shared_names, client_request_id):
+    # What a write hashes must be canonical_encoding's bytes exactly, or its chain would never verify.
+    values = _values(actor_name='ann "o\u2019brien" \\ \u00e9', purpose="line\nbreak", actor_id=None, status=None,
+                     client_pseudonym=None, client_request_id=client_request_id)  # fmt: skip
+    encoding = log.SharedEncoding({name: values[name] for name in shared_names})
+
+    for seq in (1, 2, 10**12):
+        assert encoding.of({**values, "seq": seq}) == log.canonical_encoding({**values, "seq": seq})
+
+
 def test_each_event_links_to_the_one_before_it(world):
     events = list(AccessEvent.objects.filter(chain=world.kent).order_by("seq"))
     api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/")

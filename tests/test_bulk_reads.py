@@ -1,6 +1,9 @@
 """Bulk reads are bulk reads: every distinct client exposed by a list, an export, a receipt or a FHIR document
 counts towards the unusual-volume alert, as detail reads do; one alert per request, not one per row."""
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from tests.conftest import api_client, give_consent, make_referral
 
 
@@ -45,3 +48,39 @@ def test_lists_exports_and_reads_add_up(world, settings):
 
     (alert,) = _volume_alerts(world)
     assert alert["action"] == "export" and alert["referral"] == str(referrals[3].pk)
+
+
+def test_a_list_costs_the_same_queries_whether_or_not_it_alone_passes_the_limit(world, settings):
+    for _ in range(4):
+        make_referral(world.therapist, world.site)
+    client = api_client(world.therapist)
+
+    def queries_of_the_list() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/v1/referrals/").json()["count"] == 5
+        return len(captured.captured_queries)
+
+    # Within the limit the clients its user saw in the hour are counted; past it on its own the page needs no
+    # count. Either way the count rides in the statement that locks the chain head: the same queries.
+    settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR = 10
+    counted = queries_of_the_list()
+    assert _volume_alerts(world) == []
+    settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR = 3
+    assert queries_of_the_list() == counted
+    assert len(_volume_alerts(world)) == 1
+
+
+def test_earlier_clients_in_the_hour_count_towards_a_page_within_the_limit(world, settings):
+    settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR = 5
+    older = [world.referral, make_referral(world.therapist, world.site), make_referral(world.therapist, world.site)]
+    client = api_client(world.therapist)
+    for referral in older:
+        assert client.get(f"/api/v1/referrals/{referral.pk}/").status_code == 200
+    newer = {str(make_referral(world.therapist, world.site).pk) for _ in range(3)}
+    assert _volume_alerts(world) == []
+
+    # Three clients on the page, within the limit alone; with the three read earlier in the hour, six.
+    page = client.get("/api/v1/referrals/?page_size=3").json()["results"]
+    assert {row["id"] for row in page} == newer
+    (alert,) = _volume_alerts(world)
+    assert alert["action"] == "list"

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -154,8 +154,22 @@ class EventDraft:
     extra_alerts: list[str] = field(default_factory=list)
 
 
-# Built once: json.dumps with these options builds a new encoder on every call, 50 times for a page of a list.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _encoder():
+    """The compact JSON encoder of canonical_encoding, built once.
+
+    json.dumps, and JSONEncoder.encode too, build a new C encoder (and a dict and a closure) on every call: 50 times
+    for a page of a list. json's C encoder built once does the same encoding; where the C accelerator is missing,
+    the public encoder is used. (consent.access.chain_walk builds the same one for reading.)
+    """
+    if json.encoder.c_make_encoder is None:
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    # Arguments: no circular-reference markers (the fields are a flat list), no default, strings escaped as with
+    # ensure_ascii=False, no indent, key and item separators, no key sorting, no key skipping, NaN allowed.
+    encoder = json.encoder.c_make_encoder(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda fields: "".join(encoder(fields, 0))
+
+
+_ENCODE = _encoder()
 _PLAIN = frozenset({str, int, type(None)})
 
 
@@ -178,6 +192,35 @@ def canonical_encoding(values: dict) -> bytes:
             continue
         encoded.append(_canonical(value))
     return _ENCODE(encoded).encode("utf-8")
+
+
+class SharedEncoding:
+    """canonical_encoding's bytes for the events of one write, the fields they all share put in canonical form once.
+
+    A page of a list writes 50 events that differ in a handful of fields (sequence, object, client, link): those
+    alone are converted per event. The optional fields come last in HASHED_FIELDS (asserted below), so they are
+    appended, each only when it holds a value, as canonical_encoding does. Tests hold the bytes equal.
+    """
+
+    def __init__(self, shared: dict):
+        self.template, self.varying = [], []
+        for name in HASHED_FIELDS:
+            if name in OPTIONAL_HASHED_FIELDS:
+                continue
+            if name not in shared:
+                self.varying.append((len(self.template), name))
+            self.template.append(_canonical(shared[name]) if name in shared else None)
+        self.optional = [name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS]
+
+    def of(self, values: dict) -> bytes:
+        fields = self.template.copy()
+        for position, name in self.varying:
+            fields[position] = _canonical(values[name])
+        for name in self.optional:
+            value = values.get(name, "")
+            if value not in ("", None):
+                fields.append(_canonical(value))
+        return _ENCODE(fields).encode("utf-8")
 
 
 def event_hash(values: dict) -> str:
@@ -363,48 +406,81 @@ def _exposes_client(draft: EventDraft) -> bool:
     return draft.action in EXPOSING_ACTIONS and draft.outcome == Outcome.ALLOWED and draft.client_pseudonym is not None
 
 
-def _unusual_volume(actor_id: int | None, drafts: list[EventDraft]) -> bool:
-    """More distinct clients exposed to one user in the last hour, by any read, list or export, than the limit."""
-    opened = {d.client_pseudonym for d in drafts if _exposes_client(d)}
-    if actor_id is None or not opened:
-        return False
-    limit = settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
-    if len(opened) > limit:
-        # This request alone is past the limit: nothing earlier can change the answer. Asking anyway cost a page
-        # of a list a read of every event its user wrote in the hour (thousands for someone who pages through
-        # their list all day), since the same clients shown again never count twice and never end the search.
-        return True
-    since = timezone.now() - timedelta(hours=1)
-    # Counted in the database and cut off as soon as the answer is known, so a busy user costs one bounded query.
-    earlier = (
-        AccessEvent.objects.filter(
-            actor_id=actor_id, action__in=EXPOSING_ACTIONS, outcome=Outcome.ALLOWED, occurred_at__gte=since
-        )
-        .exclude(client_pseudonym__in=opened)
-        .exclude(client_pseudonym=None)
-        # Without the model's ordering (chain, seq): its columns would join the DISTINCT, which would then count
-        # events rather than clients, and the chain's ordering joined the organisation table to sort by name.
-        .order_by()
-        .values("client_pseudonym")
-        .distinct()
-    )
-    return earlier[: limit + 1 - len(opened)].count() + len(opened) > limit
+class _VolumeCheck:
+    """Whether this write passes the unusual-volume limit: known at once, or by one count the head's lock carries.
+
+    More distinct clients exposed to one user in the last hour, by any read, list or export, than the limit. When
+    the write alone decides it (no client exposed, no actor, or more clients than the limit in this request), no
+    count is needed; otherwise `sql` is a scalar subquery, counting earlier clients only as far as the answer
+    needs, that rides in the statement locking the first chain head. Either way the write costs the same
+    statements, so a page costs the same queries whatever its user did earlier and whatever its size.
+    """
+
+    def __init__(self, actor_id: int | None, drafts: list[EventDraft]):
+        self.opened = {d.client_pseudonym for d in drafts if _exposes_client(d)}
+        self.limit = settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
+        # True or False when the write alone decides; None when the earlier events must be counted.
+        self.known = None if actor_id is not None and 0 < len(self.opened) <= self.limit else len(self.opened) > self.limit
+        self.sql, self.params = "NULL", []
+        if self.known is None:
+            # Counted in the database and cut off as soon as the answer is known, so a busy user costs a bounded
+            # count. (A page alone past the limit asks nothing: the same clients shown again never count twice,
+            # so counting would read every event its user wrote in the hour and change nothing.)
+            since = timezone.now() - timedelta(hours=1)
+            earlier = (
+                AccessEvent.objects.filter(
+                    actor_id=actor_id, action__in=EXPOSING_ACTIONS, outcome=Outcome.ALLOWED, occurred_at__gte=since
+                )
+                .exclude(client_pseudonym__in=self.opened)
+                .exclude(client_pseudonym=None)
+                # Without the model's ordering (chain, seq): its columns would join the DISTINCT, which would then
+                # count events rather than clients, and the chain's ordering joined the organisation table.
+                .order_by()
+                .values("client_pseudonym")
+                .distinct()[: self.limit + 1 - len(self.opened)]
+            )
+            sql, params = earlier.query.sql_with_params()
+            self.sql, self.params = f"(SELECT COUNT(*) FROM ({sql}) AS earlier)", list(params)  # noqa: S608
+
+    def unusual(self, earlier: int | None) -> bool:
+        return self.known if self.known is not None else earlier + len(self.opened) > self.limit
 
 
-def _lock_head(chain_id: int) -> ChainHead:
-    """Lock one organisation's chain head, creating it for the chain's first event.
+def _flag_unusual_volume(drafts: list[EventDraft]) -> None:
+    """One alert per request and chain, on its first event that exposed a client: a page of 200 rows is one thing
+    for the DPO to look at, not 200."""
+    flagged = set()
+    for draft in drafts:
+        if _exposes_client(draft) and draft.chain.pk not in flagged:
+            flagged.add(draft.chain.pk)
+            draft.extra_alerts.append(AlertReason.UNUSUAL_VOLUME)
+
+
+def _lock_head(chain_id: int, volume: _VolumeCheck | None = None) -> tuple[int, str, int | None]:
+    """Lock one organisation's chain head, creating it for the chain's first event: (seq, hash, the volume count).
 
     The row lock (SELECT ... FOR UPDATE on PostgreSQL) serialises the writers of this organisation only:
     each reads the head, links its events to it and moves it on before the next may read it. Writers of
-    other organisations lock other rows and never wait here.
+    other organisations lock other rows and never wait here. The volume check's count, if any, is read in the
+    same statement: one round trip for both.
     """
-    head = ChainHead.objects.select_for_update().filter(organisation_id=chain_id).first()
-    if head is None:
-        # Two first writers may race: ON CONFLICT DO NOTHING makes the second wait for the first's row and
-        # then use it, where get_or_create would fail it with an IntegrityError.
-        ChainHead.objects.bulk_create([ChainHead(organisation_id=chain_id, seq=0, head_hash=GENESIS_HASH)], ignore_conflicts=True)
-        head = ChainHead.objects.select_for_update().get(organisation_id=chain_id)
-    return head
+    table = connection.ops.quote_name(ChainHead._meta.db_table)
+    # FOR UPDATE locks the head's row only: the count's subquery is a query level of its own.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    count_sql, params = (volume.sql, volume.params) if volume is not None else ("NULL", [])
+    sql = f"SELECT seq, head_hash, {count_sql} FROM {table} WHERE organisation_id = %s{lock}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, chain_id])
+        row = cursor.fetchone()
+        if row is None:
+            # Two first writers may race: ON CONFLICT DO NOTHING makes the second wait for the first's row and
+            # then use it, where get_or_create would fail it with an IntegrityError.
+            ChainHead.objects.bulk_create(
+                [ChainHead(organisation_id=chain_id, seq=0, head_hash=GENESIS_HASH)], ignore_conflicts=True
+            )
+            cursor.execute(sql, [*params, chain_id])
+            row = cursor.fetchone()
+    return row
 
 
 def record_access(context: AccessContext, drafts: list[EventDraft]) -> list[SimpleNamespace]:
@@ -427,15 +503,13 @@ def record_access(context: AccessContext, drafts: list[EventDraft]) -> list[Simp
 
 
 def _write(context: AccessContext, drafts: list[EventDraft]) -> list[SimpleNamespace]:
+    """Lock the heads, decide the alerts, hash and chain the events, sign each head, and store it all.
+
+    Statements, whatever the number of events: one lock per chain (the first carrying the volume count), then
+    on PostgreSQL one statement moving every head and inserting every event; on SQLite an UPDATE per chain and
+    as few multi-row INSERTs as its parameter limit allows (in-process: a statement there costs no round trip).
+    """
     actor = _actor_fields(context.user)
-    if _unusual_volume(actor["actor_id"], drafts):
-        # One alert per request and chain, on its first event that exposed a client: a page of 200 rows is one
-        # thing for the DPO to look at, not 200.
-        flagged = set()
-        for draft in drafts:
-            if _exposes_client(draft) and draft.chain.pk not in flagged:
-                flagged.add(draft.chain.pk)
-                draft.extra_alerts.append(AlertReason.UNUSUAL_VOLUME)
     identifiers = _client_identifiers(drafts, context, context.path) | _typed_ids(drafts)
     request = {
         # The server's own id (api.middleware.RequestIdMiddleware); the client's, if it sent one, beside it.
@@ -447,44 +521,118 @@ def _write(context: AccessContext, drafts: list[EventDraft]) -> list[SimpleNames
     by_chain: dict[int, list[EventDraft]] = defaultdict(list)
     for draft in drafts:
         by_chain[draft.chain.pk].append(draft)
-    events = []
     # Lock heads in a fixed order so two requests touching the same chains cannot deadlock.
-    for chain_id in sorted(by_chain):
-        head = _lock_head(chain_id)
-        # Taken once the lock is held, so times never go backwards along a chain.
-        now = timezone.now()
-        seq, prev_hash = head.seq, head.head_hash
-        for draft in by_chain[chain_id]:
-            seq += 1
-            values = {
-                "chain_id": chain_id,
-                "seq": seq,
-                "occurred_at": now,
-                **actor,
-                "action": draft.action,
-                "object_type": draft.object_type[:64],
-                "object_id": safe_object_id(draft.object_id)[:64],
-                "client_pseudonym": draft.client_pseudonym,
-                "referral_id": draft.referral_id,
-                "outcome": draft.outcome,
-                "purpose": _without_identifiers(draft.purpose or context.purpose, identifiers)[:500],
-                **request,
-                "status": draft.status,
-                "alert_reasons": ",".join(_alert_reasons(draft, actor)),
-                "prev_hash": prev_hash,
-            }
-            prev_hash = event_hash(values)
-            events.append(SimpleNamespace(**values, hash=prev_hash, head_signature="", head_key_id=""))
-        _move_head(chain_id, events[-1])
-    _insert_events(events)
+    chain_ids = sorted(by_chain)
+    volume = _VolumeCheck(actor["actor_id"], drafts)
+    seq, head_hash, earlier = _lock_head(chain_ids[0], volume)
+    heads = {chain_ids[0]: (seq, head_hash)}
+    heads.update({chain_id: _lock_head(chain_id)[:2] for chain_id in chain_ids[1:]})
+    if volume.unusual(earlier):
+        _flag_unusual_volume(drafts)
+    # Taken once every lock is held, so times never go backwards along a chain.
+    now = timezone.now()
+    purposes = _Purposes(context.purpose, identifiers)
+    events, newest = [], []
+    for chain_id in chain_ids:
+        shared = {"chain_id": chain_id, "occurred_at": now, **actor, **request}
+        chain_events = _chained(shared, by_chain[chain_id], heads[chain_id], purposes)
+        _sign(chain_events[-1])
+        events.extend(chain_events)
+        newest.append(chain_events[-1])
+    _store(newest, events)
     return events
+
+
+class _Purposes:
+    """The purpose each event states, identifiers withheld: worked out once per distinct text in a write."""
+
+    def __init__(self, default: str, identifiers: set[str]):
+        self.default, self.identifiers, self.known = default, identifiers, {}
+
+    def of(self, draft: EventDraft) -> str:
+        text = draft.purpose or self.default
+        if text not in self.known:
+            self.known[text] = _without_identifiers(text, self.identifiers)[:500]
+        return self.known[text]
+
+
+def _chained(shared: dict, drafts: list[EventDraft], head: tuple[int, str], purposes: _Purposes) -> list[SimpleNamespace]:
+    """One chain's events of this write, each linked to the one before it and hashed (the head's row is locked).
+
+    The fields every event of the write shares are put in their canonical form once, not once per event.
+    """
+    seq, prev_hash = head
+    encoding = SharedEncoding(shared)
+    events = []
+    for draft in drafts:
+        seq += 1
+        values = {
+            **shared,
+            "seq": seq,
+            "action": draft.action,
+            "object_type": draft.object_type[:64],
+            "object_id": safe_object_id(draft.object_id)[:64],
+            "client_pseudonym": draft.client_pseudonym,
+            "referral_id": draft.referral_id,
+            "outcome": draft.outcome,
+            "purpose": purposes.of(draft),
+            "status": draft.status,
+            "alert_reasons": ",".join(_alert_reasons(draft, shared)),
+            "prev_hash": prev_hash,
+        }
+        prev_hash = hashlib.sha256(encoding.of(values)).hexdigest()
+        events.append(SimpleNamespace(**values, hash=prev_hash, head_signature="", head_key_id=""))
+    return events
+
+
+def _sign(newest: SimpleNamespace) -> None:
+    """Sign the head this write makes, once per chain and write (not once per event), with the log key.
+
+    The signature goes on the head row and on that event, so a head that later fails can be traced back to the
+    first event no valid signature covers (consent.access.heads).
+    """
+    newest.head_signature, newest.head_key_id = heads.sign(newest.chain_id, newest.seq, newest.hash, newest.occurred_at)
+
+
+def _store(newest: list[SimpleNamespace], events: list[SimpleNamespace]) -> None:
+    """Move each chain's head to the newest event of this write, and insert the events.
+
+    PostgreSQL: one statement, each head's UPDATE a data-modifying WITH query of the events' INSERT (executed
+    once and to completion whether or not the INSERT reads it), so the write is one round trip after the locks.
+    SQLite, in-process, has no round trip to save and no data-modifying WITH: an UPDATE per head, then the INSERTs.
+    """
+    moves = [_head_update(event) for event in newest]
+    inserts = _insert_statements(events)
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            for sql, params in (*moves, *inserts):
+                cursor.execute(sql, params)
+            return
+        ((insert_sql, insert_params),) = inserts
+        with_queries = ", ".join(f"head_{number} AS ({sql})" for number, (sql, _) in enumerate(moves))
+        cursor.execute(f"WITH {with_queries} {insert_sql}", [*(p for _, params in moves for p in params), *insert_params])
+
+
+def _head_update(newest: SimpleNamespace) -> tuple[str, list]:
+    """The UPDATE moving a chain's head to this write's newest event, with its signature (SQL and parameters)."""
+    table = connection.ops.quote_name(ChainHead._meta.db_table)
+    signed_at = ChainHead._meta.get_field("signed_at").get_db_prep_value(newest.occurred_at, connection)
+    sql = f"UPDATE {table} SET seq = %s, head_hash = %s, signed_at = %s, signature = %s, key_id = %s WHERE organisation_id = %s"  # noqa: S608
+    return sql, [newest.seq, newest.hash, signed_at, newest.head_signature, newest.head_key_id, newest.chain_id]
 
 
 _INSERTED_FIELDS = (*HASHED_FIELDS, "hash", "head_signature", "head_key_id")
 
 
-def _insert_events(events: list[SimpleNamespace]) -> None:
-    """Write the events in as few statements as the database allows, without model instances.
+def _one_value(column: list) -> bool:
+    """Whether a column holds one value for every event (of one type: 1 and True are not the same value here)."""
+    first = column[0]
+    kind = type(first)
+    return all(type(value) is kind and value == first for value in column)
+
+
+def _insert_statements(events: list[SimpleNamespace]) -> list[tuple[str, list]]:
+    """The events' INSERT statements (SQL and parameters), without model instances, in as few as the database allows.
 
     A column holding one value for every event of the write (the chain, the time, the actor, the request: most
     of them) is sent once, as a single parameter; only the others are sent per event. PostgreSQL: one
@@ -495,36 +643,45 @@ def _insert_events(events: list[SimpleNamespace]) -> None:
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     postgresql = connection.vendor == "postgresql"
+    types = _column_types(connection.vendor) if postgresql else []
     values = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
+    # A single event: every column is its one value, sent as a row like any other.
+    shared = [len(events) > 1 and _one_value(column) for column in values]
     if not postgresql:
-        values = [_prepared_column(f, column) for f, column in zip(fields, values, strict=True)]
-    shared = [len({(type(v), v) for v in column}) == 1 for column in values]
+        # SQLite takes text for times and UUIDs: the fields' own conversion, once for a shared column.
+        values = [
+            _prepared_column(f, column[:1] if one else column) for f, column, one in zip(fields, values, shared, strict=True)
+        ]
+    once = [column[0] for column, one in zip(values, shared, strict=True) if one]
     varying = [column for column, one in zip(values, shared, strict=True) if not one]
-    if not varying:  # a single event
-        shared, varying = [False] * len(values), values
     selected, n = [], 0
-    for f, one in zip(fields, shared, strict=True):
-        cast = f"::{f.db_type(connection)}" if postgresql else ""
+    for number, one in enumerate(shared):
+        cast = f"::{types[number]}" if postgresql else ""
         if one:
             selected.append(f"%s{cast}")
         else:
             n += 1
             selected.append(f"u.v{n}" if postgresql else f"column{n}")
+    # Our own quoted table and column names and the fields' own types; every value is a parameter.
     head = f"INSERT INTO {table} ({columns}) SELECT {', '.join(selected)} FROM"  # noqa: S608
-    once = [column[0] for column, one in zip(values, shared, strict=True) if one]
-    with connection.cursor() as cursor:
-        # Our own quoted table and column names and the fields' own types; every value is a parameter.
-        if postgresql:
-            casts = [f"%s::{f.db_type(connection)}[]" for f, one in zip(fields, shared, strict=True) if not one]
-            names = ", ".join(f"v{i}" for i in range(1, n + 1))
-            cursor.execute(f"{head} unnest({', '.join(casts)}) AS u({names})", [*once, *varying])
-            return
-        rows = list(zip(*varying, strict=True))
-        per_statement = max(1, (_sqlite_parameter_limit(connection) - len(once)) // n)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            tuples = ", ".join(["(" + ", ".join(["%s"] * n) + ")"] * len(chunk))
-            cursor.execute(f"{head} (VALUES {tuples})", [*once, *(v for row in chunk for v in row)])
+    if postgresql:
+        casts = [f"%s::{kind}[]" for kind, one in zip(types, shared, strict=True) if not one]
+        names = ", ".join(f"v{i}" for i in range(1, n + 1))
+        return [(f"{head} unnest({', '.join(casts)}) AS u({names})", [*once, *varying])]
+    rows = list(zip(*varying, strict=True))
+    per_statement = max(1, (_sqlite_parameter_limit(connection) - len(once)) // n)
+    statements = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        tuples = ", ".join(["(" + ", ".join(["%s"] * n) + ")"] * len(chunk))
+        statements.append((f"{head} (VALUES {tuples})", [*once, *(v for row in chunk for v in row)]))
+    return statements
+
+
+@lru_cache(maxsize=4)
+def _column_types(vendor: str) -> tuple[str, ...]:
+    """The database types of the inserted columns, which the PostgreSQL statement casts its parameters to."""
+    return tuple(AccessEvent._meta.get_field(name).db_type(connection) for name in _INSERTED_FIELDS)
 
 
 # Values every field here converts to themselves (text, whole numbers, NULL); times and UUIDs are converted.
@@ -532,41 +689,15 @@ _TAKEN_AS_IS = frozenset({str, int, type(None)})
 
 
 def _prepared_column(field, values: list) -> list:
-    """One column's values as the database takes them (the field's own conversion), each distinct value once.
-
-    Most columns of a write hold one value for every event (the chain, the time, the actor, the request), so
-    this converts a handful of values instead of one per event and column.
-    """
-    prepared = {}
-    column = []
-    for value in values:
-        if type(value) in _TAKEN_AS_IS:
-            column.append(value)
-            continue
-        # Keyed by type too, so that values equal across types are never confused.
-        key = (type(value), value)
-        if key not in prepared:
-            prepared[key] = field.get_db_prep_value(value, connection)
-        column.append(prepared[key])
-    return column
+    """One column's values as SQLite takes them: the field's own conversion (UUIDs as their 32 hex digits)."""
+    if isinstance(field, models.UUIDField):
+        return [value.hex if type(value) is uuid.UUID else field.get_db_prep_value(value, connection) for value in values]
+    return [value if type(value) in _TAKEN_AS_IS else field.get_db_prep_value(value, connection) for value in values]
 
 
 def _sqlite_parameter_limit(connection) -> int:
     connection.ensure_connection()
     return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-
-
-def _move_head(chain_id: int, newest: SimpleNamespace) -> None:
-    """Move a chain's head to the newest event of this write, signed once with the log key (not once per event).
-
-    The signature goes on the head row and on that event, so a head that later fails can be traced back to the
-    first event no valid signature covers (consent.access.heads).
-    """
-    signature, key_id = heads.sign(chain_id, newest.seq, newest.hash, newest.occurred_at)
-    newest.head_signature, newest.head_key_id = signature, key_id
-    ChainHead.objects.filter(organisation_id=chain_id).update(
-        seq=newest.seq, head_hash=newest.hash, signed_at=newest.occurred_at, signature=signature, key_id=key_id
-    )
 
 
 # ---- verifying --------------------------------------------------------------------------------------------

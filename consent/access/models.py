@@ -141,7 +141,8 @@ class Outcome(models.TextChoices):
 class AccessEvent(models.Model):
     """One access to client data. Append-only (database triggers) and hash-chained per provider."""
 
-    chain = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the unique (chain, seq) and four other indexes lead with the chain (migration 0013).
+    chain = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+", db_index=False)
     seq = models.BigIntegerField()
     occurred_at = models.DateTimeField()
     # Plain values, not foreign keys: the log must outlive renamed or deleted accounts.
