@@ -194,6 +194,25 @@ def test_each_event_links_to_the_one_before_it(world):
     assert events[0].prev_hash == log.GENESIS_HASH
 
 
+@pytest.mark.parametrize("events", [1, 3])
+def test_any_text_is_stored_exactly_as_it_was_hashed(world, events):
+    # Written in one statement (on PostgreSQL the rows travel as JSON text): every character must come back as hashed.
+    purpose = 'Sécurité 😀 "quoted" back\\slash\nnew line\ttab \u2028 ' + "x" * 400
+    drafts = [
+        EventDraft(chain=world.kent, action=Action.READ, outcome=Outcome.ALLOWED, status=200, object_type="referral",
+                   object_id=str(world.referral.pk), client_pseudonym=world.referral.client_id,
+                   referral_id=world.referral.pk, purpose=purpose)
+        for _ in range(events)
+    ]  # fmt: skip
+    with transaction.atomic():
+        written = record_access(AccessContext.for_command(world.therapist, "test"), drafts)
+
+    stored = list(AccessEvent.objects.filter(pk__in=AccessEvent.objects.filter(chain=world.kent).order_by("-seq")[:events]))
+    assert sorted(e.purpose for e in stored) == [purpose[:500]] * events
+    assert sorted((e.seq, e.hash, e.occurred_at) for e in stored) == [(e.seq, e.hash, e.occurred_at) for e in written]
+    assert log.verify_chain(organisation_ids=[world.kent.pk]).verified
+
+
 def test_events_are_written_only_inside_the_transaction_of_the_access(world):
     draft = EventDraft(chain=world.kent, action=Action.READ, outcome=Outcome.ALLOWED, status=200)
     context = AccessContext.for_command(world.therapist, "test")

@@ -636,7 +636,9 @@ def _insert_statements(events: list[SimpleNamespace]) -> list[tuple[str, list]]:
 
     A column holding one value for every event of the write (the chain, the time, the actor, the request: most
     of them) is sent once, as a single parameter; only the others are sent per event. PostgreSQL: one
-    INSERT ... SELECT FROM unnest() of one array per varying column, whatever the number of events. SQLite:
+    INSERT ... SELECT over the rows of one JSON array, whatever the number of events (psycopg spelled a page's
+    nine arrays of 50 values in 3.6 ms of CPU, one regular expression a value; json.dumps spells the same rows in
+    0.5 ms, and the database reads each value back as text cast to its column's type, exactly). SQLite:
     INSERT ... SELECT FROM (VALUES ...), as many rows a statement as its limit on parameters allows.
     """
     fields = [AccessEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
@@ -656,19 +658,18 @@ def _insert_statements(events: list[SimpleNamespace]) -> list[tuple[str, list]]:
     varying = [column for column, one in zip(values, shared, strict=True) if not one]
     selected, n = [], 0
     for number, one in enumerate(shared):
-        cast = f"::{types[number]}" if postgresql else ""
         if one:
-            selected.append(f"%s{cast}")
+            selected.append(f"%s::{types[number]}" if postgresql else "%s")
         else:
+            selected.append(f"(u.e->>{n})::{types[number]}" if postgresql else f"column{n + 1}")
             n += 1
-            selected.append(f"u.v{n}" if postgresql else f"column{n}")
     # Our own quoted table and column names and the fields' own types; every value is a parameter.
     head = f"INSERT INTO {table} ({columns}) SELECT {', '.join(selected)} FROM"  # noqa: S608
-    if postgresql:
-        casts = [f"%s::{kind}[]" for kind, one in zip(types, shared, strict=True) if not one]
-        names = ", ".join(f"v{i}" for i in range(1, n + 1))
-        return [(f"{head} unnest({', '.join(casts)}) AS u({names})", [*once, *varying])]
     rows = list(zip(*varying, strict=True))
+    if postgresql:
+        # json, not jsonb: the text of each value is kept as written, numbers too.
+        text = _JSON_ROWS([[value if type(value) in _TAKEN_AS_IS else _canonical(value) for value in row] for row in rows])
+        return [(f"{head} json_array_elements(%s::json) AS u(e)", [*once, text])]
     per_statement = max(1, (_sqlite_parameter_limit(connection) - len(once)) // n)
     statements = []
     for start in range(0, len(rows), per_statement):
@@ -676,6 +677,10 @@ def _insert_statements(events: list[SimpleNamespace]) -> list[tuple[str, list]]:
         tuples = ", ".join(["(" + ", ".join(["%s"] * n) + ")"] * len(chunk))
         statements.append((f"{head} (VALUES {tuples})", [*once, *(v for row in chunk for v in row)]))
     return statements
+
+
+# Times as ISO 8601 in UTC with microseconds and UUIDs as text (_canonical), which PostgreSQL casts back exactly.
+_JSON_ROWS = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @lru_cache(maxsize=4)
