@@ -140,6 +140,8 @@ def measure(
             entry["repeats"] = k
         if profile == op.name:
             _profile(op)
+        if op.teardown:
+            op.teardown()
         results[op.name] = entry
         print(f"  {op.name}: measured", flush=True)
     return results

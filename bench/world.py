@@ -46,7 +46,7 @@ from consent.models import (
     Withdrawal,
 )
 from consent.receipts import seal
-from consent.reports.cells import cells_in_force
+from consent.reports.cells import count_if_changed
 from consent.voluntariness_flags import rebuild_voluntariness_flags
 
 # Bumped whenever the shape of the world changes, so a stored world of an older shape is rebuilt.
@@ -361,7 +361,7 @@ def keep_report_cells() -> None:
     """Every pilot's kept lattice cells counted from the records, where they are missing or were counted for other
     dates or sites (as a deployment's first report of each pilot would)."""
     for pilot in Pilot.objects.all():
-        cells_in_force(pilot, list(pilot.sites.values_list("pk", flat=True)))
+        count_if_changed(pilot, list(pilot.sites.values_list("pk", flat=True)))
 
 
 def _lookups(world: dict) -> dict:

@@ -196,3 +196,13 @@ def test_cells_written_around_the_services_are_found_by_the_recount(written):
         path == "referrals_received" and kept and counted and counted[0] == kept[0] + 1
         for _, _, path, kept, counted in differences
     )
+
+
+def test_the_recount_counts_a_pilot_changed_since_its_last_report_first(written, capsys):
+    # Adding a site with referrals already recorded: its next report would count the pilot again, so the recount does.
+    new_site = SiteFactory(name="Dover clinic", host_organisation=written.agency, provider=written.kent)
+    make_referral(written.therapist, new_site, referred_on=date(2026, 9, 1))
+    written.pilot.sites.add(new_site)
+    call_command("recount_report_cells")
+    assert "matches the records" in capsys.readouterr().out
+    assert _kept(written.pilot)[(new_site.pk, date(2026, 9, 1), "referrals_received")][0] == 1

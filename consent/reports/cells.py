@@ -196,11 +196,19 @@ def _kept_definition(pilot: Pilot) -> dict | None:
     return KeptLattice.objects.filter(pilot=pilot).values("starts_on", "ends_on", "site_ids").first()
 
 
+def count_if_changed(pilot: Pilot, site_ids: list[int]) -> bool:
+    """Count the pilot's cells from the records if its dates or sites are not those they were counted for (or they
+    never were); whether it did. One query when nothing changed."""
+    if _kept_definition(pilot) == _definition(pilot, site_ids):
+        return False
+    rebuild_cells(pilot, site_ids)
+    return True
+
+
 def cells_in_force(pilot: Pilot, site_ids: list[int]) -> list[tuple]:
-    """The pilot's kept cells (site, month, path, count, key sum), the median's aside; counted first if the pilot's
-    dates or sites changed since they were (or they never were): two queries when nothing changed."""
-    if _kept_definition(pilot) != _definition(pilot, site_ids):
-        rebuild_cells(pilot, site_ids)
+    """The pilot's kept cells (site, month, path, count, key sum), the median's aside, counted first if the pilot
+    changed (count_if_changed): two queries when nothing changed."""
+    count_if_changed(pilot, site_ids)
     return list(
         LatticeCell.objects.filter(pilot=pilot)
         .exclude(n=0)
@@ -223,8 +231,13 @@ def consent_days_in(pilot: Pilot, period: LatticePeriod) -> list[tuple[int, int,
 
 
 def cell_differences(pilot: Pilot) -> list[tuple]:
-    """(site, month, path, kept, counted) for every cell whose kept count or key sum differs from the records'."""
+    """(site, month, path, kept, counted) for every cell whose kept count or key sum differs from the records'.
+
+    A pilot whose dates or sites changed since its cells were counted is counted first, as its next report would
+    (count_if_changed): what is compared is what a report would read.
+    """
     site_ids = list(pilot.sites.values_list("pk", flat=True))
+    count_if_changed(pilot, site_ids)
     counted = counted_cells(pilot, site_ids)
     kept = {
         (site_id, first_day, path): [n, key_sum]
