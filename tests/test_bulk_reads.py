@@ -1,9 +1,11 @@
 """Bulk reads are bulk reads: every distinct client exposed by a list, an export, a receipt or a FHIR document
 counts towards the unusual-volume alert, as detail reads do; one alert per request, not one per row."""
 
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from consent.access.log import AccessContext, EventDraft, record_access
+from consent.access.models import Action, Outcome
 from tests.conftest import api_client, give_consent, make_referral
 
 
@@ -84,3 +86,17 @@ def test_earlier_clients_in_the_hour_count_towards_a_page_within_the_limit(world
     assert {row["id"] for row in page} == newer
     (alert,) = _volume_alerts(world)
     assert alert["action"] == "list"
+
+
+def test_a_read_by_nobody_signed_in_counts_against_no_one(world, settings):
+    # A command or the system: no user to count distinct clients for, however many it exposes.
+    settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR = 1
+    referrals = [world.referral, make_referral(world.therapist, world.site), make_referral(world.therapist, world.site)]
+    drafts = [
+        EventDraft(chain=r.provider, action=Action.READ, outcome=Outcome.ALLOWED, status=200, object_type="referral",
+                   object_id=str(r.pk), client_pseudonym=r.client_id, referral_id=r.pk)
+        for r in referrals
+    ]  # fmt: skip
+    with transaction.atomic():
+        events = record_access(AccessContext(user=None, request_id="system"), drafts)
+    assert [e.alert_reasons for e in events] == ["", "", ""]

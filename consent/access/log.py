@@ -420,7 +420,11 @@ class _VolumeCheck:
         self.opened = {d.client_pseudonym for d in drafts if _exposes_client(d)}
         self.limit = settings.ACCESS_ALERT_DISTINCT_CLIENTS_PER_HOUR
         # True or False when the write alone decides; None when the earlier events must be counted.
-        self.known = None if actor_id is not None and 0 < len(self.opened) <= self.limit else len(self.opened) > self.limit
+        self.known = None
+        if actor_id is None or not self.opened:
+            self.known = False  # nobody signed in to count against (a command, the system), or no client exposed
+        elif len(self.opened) > self.limit:
+            self.known = True
         self.sql, self.params = "NULL", []
         if self.known is None:
             # Counted in the database and cut off as soon as the answer is known, so a busy user costs a bounded
