@@ -1,13 +1,15 @@
 """Verification streams rows without the ORM: the bytes it hashes are canonical_encoding's, for every kind of event."""
 
+import gc
 import uuid
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from consent.access import chain_walk, log, triggers
 from consent.access.models import AccessEvent
-from tests.conftest import make_referral
+from tests.conftest import behind_the_triggers, make_referral
 
 
 def _write(world, **changes):
@@ -58,3 +60,24 @@ def test_a_chain_longer_than_a_batch_streams_whole(world, monkeypatch):
     assert [row[2] for row in rows] == list(range(1, len(rows) + 1))
     assert all(chain_walk.content_hash(row) == row[-1] for row in rows)
     assert log.verify_chain(organisation_ids=[world.kent.pk]).verified
+
+
+def test_a_walk_stopped_early_by_tampering_reads_ahead_no_further_and_leaves_the_connection_usable(world, monkeypatch):
+    """The batch after the one being walked is read ahead by a thread; a walk that stops at a bad event waits for
+    it (so the connection is free again) and asks for nothing beyond it."""
+    monkeypatch.setattr(log, "VERIFY_BATCH", 3)
+    for _ in range(10):
+        _write(world)
+    bad, events = AccessEvent.objects.get(chain_id=world.kent.pk, seq=2), AccessEvent.objects.filter(chain_id=world.kent.pk)
+    written = events.count()
+    with behind_the_triggers(), connection.cursor() as cursor:
+        cursor.execute("UPDATE access_accessevent SET purpose = 'edited' WHERE id = %s", [bad.pk])
+
+    with CaptureQueriesContext(connection) as captured:
+        result = log.verify_chain(organisation_ids=[world.kent.pk])
+
+    assert result.first_mismatch["event_id"] == bad.pk and "does not match its hash" in result.first_mismatch["problem"]
+    walked = [q["sql"] for q in captured.captured_queries if "ORDER BY seq LIMIT" in q["sql"]]
+    assert len(walked) == 2  # the batch holding the bad event, and the one read ahead while it was walked
+    assert events.count() == written > 6  # the connection answers
+    assert gc.isenabled()  # the cycle collector, paused for the walk, runs again

@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import re
 import sqlite3
 import uuid
@@ -11,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -722,10 +724,28 @@ def _workers_for(events: int) -> int:
     here: its database is one file (in memory in the tests) and a SQLite site's chains are short. A daemonic
     process (a worker of some pool) may not start processes of its own.
     """
-    workers = settings.ACCESS_LOG_VERIFY_WORKERS
+    workers = _worker_count()
     if workers < 2 or events < SPLIT_FROM_EVENTS or connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
     return 1 if multiprocessing.current_process().daemon else workers
+
+
+def _worker_count() -> int:
+    """ACCESS_LOG_VERIFY_WORKERS, where 0 means one per CPU this process may run on, and never more than that.
+
+    A worker and its database backend together keep about one CPU busy (chain_walk.batches reads the next batch
+    while this one is hashed): at 100,000 referrals on 2 CPUs, 3 or 4 workers were no faster than 2.
+    """
+    cpus = _usable_cpus()
+    return min(settings.ACCESS_LOG_VERIFY_WORKERS or cpus, cpus)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system says), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this system (macOS)
+        return os.cpu_count() or 1
 
 
 def _walk_stretches(chain_id: int, start: int, upto: int, against) -> list[chain_walk.Stretch]:
@@ -754,9 +774,12 @@ def _walk_stretches(chain_id: int, start: int, upto: int, against) -> list[chain
 
 def _here(chain_id: int, bounds: list[tuple[int, int]], against) -> list[chain_walk.Stretch]:
     """Walk each stretch (after, upto] in turn in this process, on this connection."""
-    sql = _chain_sql(connection)
+    sql, stretches = _chain_sql(connection), []
     with connection.cursor() as cursor:
-        return [chain_walk.walk(chain_walk.batches(cursor, sql, chain_id, a, b, VERIFY_BATCH), against) for a, b in bounds]
+        for after, upto in bounds:
+            with closing(chain_walk.batches(cursor, sql, chain_id, after, upto, VERIFY_BATCH)) as read:
+                stretches.append(chain_walk.walk(read, against))
+    return stretches
 
 
 def _in_workers(chain_id: int, bounds: list[tuple[int, int]], against) -> list[chain_walk.Stretch]:
