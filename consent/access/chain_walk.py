@@ -1,9 +1,14 @@
 """Walking one stretch of an access-log hash chain: each event's content hashed and linked to the event before it.
 
 Nothing of Django is imported here, so a worker process can walk a stretch of a long chain on a database connection
-of its own (consent.access.log splits a long chain between workers and joins their stretches in chain order). The
-rows walked are the ones consent.access.log._chain_sql selects: the event's id, its hashed fields in HASHED_FIELDS
-order (times and UUIDs already formatted as text by the database) and its stored hash.
+of its own (consent.access.log splits a long chain between workers and joins their stretches in chain order).
+
+The rows are read by the queries of a Queries (consent.access.log._chain_queries). `fields` selects the event's id,
+its hashed fields in HASHED_FIELDS order (times and UUIDs already formatted as text by the database) and its stored
+hash; Python encodes them (canonical_encoding's bytes) and hashes them. On PostgreSQL, `rendered` has the database
+write each event's encoding itself, without JSON escaping, which costs it less than sending two dozen columns
+costs Python to read and encode (see _content_hashes for when that text may be trusted), and `fields` is asked
+only for the few events whose text cannot be.
 """
 
 import gc
@@ -59,23 +64,40 @@ def problem_of(seq: int, expected_seq: int, link: str, prev_hash: str, content: 
     return None
 
 
-def batches(cursor, sql: str, chain_id: int, after: int, upto: int, size: int) -> Iterator[list[tuple]]:
-    """A chain's rows after `after` up to `upto` in order, `size` at a time: memory stays flat for any length.
+@dataclass(frozen=True)
+class Queries:
+    """How a stretch is read: see the module's docstring. Each takes (chain, after, upto, limit)."""
+
+    fields: str
+    # (id, seq, prev_hash, hash, encoding written by the database unescaped, how many '"' it must hold); or None.
+    rendered: str | None = None
+    # `fields` for the events of a chain whose sequence numbers are in a list: (chain, [seq, ...]).
+    fields_of: str | None = None
+
+
+def batches(cursor, queries: Queries, chain_id: int, after: int, upto: int, size: int) -> Iterator[list[tuple]]:
+    """A chain's events after `after` up to `upto` in order, `size` at a time, as (id, seq, prev_hash, hash,
+    content hash): memory stays flat for any length.
 
     Keyset pagination by sequence number, with no server-side cursor, so it also works inside a request's
     transaction and behind a connection pooler. The first batch is asked for even when there is nothing to read,
-    so a verification costs the same queries whether it resumes or not.
+    so a verification costs the same queries whether it resumes or not: one per batch, and on PostgreSQL one more
+    for a batch holding events whose encoding needs escaping.
 
-    While one batch is walked, a thread already asks for the next: waiting for the database releases the GIL, so
-    the database prepares the next rows while this process hashes (on a quiet machine a single walk went from
-    166k to 232k events/s). Only this thread uses the cursor until the walk has the batch, so it is never used by
-    two threads at once; at most two batches are held, so memory stays flat. A stretch that fits in one batch
-    starts no thread. Close the iterator (contextlib.closing) to stop early: the batch being fetched is awaited.
+    While one batch is walked, a thread already reads and hashes the next: waiting for the database releases the
+    GIL, so the database prepares the next rows while this process hashes. Only that thread uses the cursor until
+    the walk has the batch, so it is never used by two threads at once; at most two batches are held, so memory
+    stays flat. A stretch that fits in one batch starts no thread. Close the iterator (contextlib.closing) to stop
+    early: the batch being read is awaited.
     """
 
     def fetch(after: int) -> list[tuple]:
-        cursor.execute(sql, [chain_id, after, upto, size])
-        return cursor.fetchall()
+        with _without_cycle_collection():
+            if queries.rendered is None:
+                cursor.execute(queries.fields, [chain_id, after, upto, size])
+                return [(row[0], row[2], row[-3], row[-1], content_hash(row)) for row in cursor.fetchall()]
+            cursor.execute(queries.rendered, [chain_id, after, upto, size])
+            return _content_hashes(cursor, queries, chain_id, cursor.fetchall())
 
     batch = fetch(after)
     if len(batch) < size:
@@ -83,11 +105,40 @@ def batches(cursor, sql: str, chain_id: int, after: int, upto: int, size: int) -
         return
     with ThreadPoolExecutor(1, thread_name_prefix="chain-fetch") as fetcher:
         while True:
-            following = fetcher.submit(fetch, batch[-1][2]) if len(batch) == size else None
+            following = fetcher.submit(fetch, batch[-1][1]) if len(batch) == size else None
             yield batch
             if following is None:
                 return
             batch = following.result()
+
+
+def _content_hashes(cursor, queries: Queries, chain_id: int, rows: list[tuple]) -> list[tuple]:
+    """(id, seq, prev_hash, hash, content hash) of rows read by `rendered`.
+
+    The database writes an event's encoding as canonical_encoding would but without escaping: each string in
+    quotes as it is. That text is the event's true encoding if no string holds a quote, a backslash or a control
+    character, and it is trusted only when it holds no backslash, exactly the quotes its strings are wrapped in
+    (so none inside them), and hashes to the stored hash. Then it equals the encoding the hash was made over (SHA-256
+    does not collide), which escapes every control character, so none is in the text either: every string is
+    plain, the text is this event's true encoding, and the event is as it was hashed. A backslash in the text is
+    refused because it could otherwise stand in for an escape (a purpose of `say \\"hi\\"` written plainly reads as
+    the encoding of `say "hi"`), a quote inside a string because it could shift one field into the next.
+
+    Any other event (a string that needs escaping, or one that does not match its hash, tampered or not) is read
+    again by `fields_of`, all of a batch's in one query, and encoded by Python as for SQLite.
+    """
+    sha256, hashed, again = hashlib.sha256, [], []
+    for event_id, seq, link, hash_, text, quotes in rows:
+        if "\\" in text or text.count('"') != quotes or sha256(text.encode()).hexdigest() != hash_:
+            again.append(seq)
+            hashed.append((event_id, seq, link, hash_, None))
+        else:
+            hashed.append((event_id, seq, link, hash_, hash_))
+    if again:
+        cursor.execute(queries.fields_of, [chain_id, again])
+        contents = {row[2]: content_hash(row) for row in cursor.fetchall()}
+        hashed = [row if row[-1] is not None else (*row[:-1], contents.get(row[1])) for row in hashed]
+    return hashed
 
 
 @dataclass
@@ -115,43 +166,37 @@ class Stretch:
 def walk(batches: Iterable[list[tuple]], against: str | None = None) -> Stretch:
     """Check a stretch's events one after another: sequence numbers without a gap, links, content hashes.
 
-    The loop is the cost of a verification, so it does per event only what it must, inline (content_hash's
-    steps, without its call): one slice, one encoder call, one hash, three comparisons. While events are good
-    their sequence numbers run without a gap, which is what counts them.
+    While events are good their sequence numbers run without a gap, which is what counts them.
     """
     rows = chain.from_iterable(batches)
     first = next(rows, None)
     if first is None:
         return Stretch()
-    stretch = Stretch(first=(first[0], first[2], first[-3], first[-1], content_hash(first)))
-    first_seq, expected, prev_hash, found = first[2], first[2] + 1, first[-1], False
-    encode, join, sha256 = _fields_encoder, "".join, hashlib.sha256
-    with _without_cycle_collection():
-        for row in rows:
-            seq, hash_ = row[2], row[-1]
-            # As content_hash: the optional last field (a str or None) is left out when empty.
-            fields = row[1:-1] if row[-2] else row[1:-2]
-            if seq != expected or row[-3] != prev_hash or sha256(join(encode(fields, 0)).encode()).hexdigest() != hash_:
-                problem = problem_of(seq, expected, row[-3], prev_hash, content_hash(row), hash_)
-                stretch.problem, stretch.checked = (row[0], seq, problem), expected - first_seq
-                break
-            if hash_ == against:
-                found = True
-            expected, prev_hash = seq + 1, hash_
-        else:
-            stretch.checked = expected - first_seq - 1
+    stretch = Stretch(first=first)
+    first_seq, expected, prev_hash, found = first[1], first[1] + 1, first[3], False
+    for event_id, seq, link, hash_, content in rows:
+        if seq != expected or link != prev_hash or content != hash_:
+            problem = problem_of(seq, expected, link, prev_hash, content, hash_)
+            stretch.problem, stretch.checked = (event_id, seq, problem), expected - first_seq
+            break
+        if hash_ == against:
+            found = True
+        expected, prev_hash = seq + 1, hash_
+    else:
+        stretch.checked = expected - first_seq - 1
     stretch.found, stretch.last_seq, stretch.last_hash = found, expected - 1, prev_hash
     return stretch
 
 
 @contextmanager
 def _without_cycle_collection():
-    """Pause Python's cycle collector while a stretch is walked.
+    """Pause Python's cycle collector while a batch is read and hashed.
 
     Every batch read makes thousands of tuples, each counted towards the collector's next run, whose older
     generations then traverse every object the process holds (all of Django's, in a worker forked from it) over
     and over; the rows form no reference cycles, so reference counting frees each batch as soon as it is walked
-    and the collector finds nothing. Pausing it took about a tenth off a walk's CPU.
+    and the collector finds nothing. Pausing it took about a tenth off a walk's CPU. The reading thread and the
+    walk may both pause it; it runs again once the one that found it running is done.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -162,7 +207,9 @@ def _without_cycle_collection():
             gc.enable()
 
 
-def walk_stretch(conninfo: dict, sql: str, chain_id: int, after: int, upto: int, size: int, against: str | None) -> Stretch:
+def walk_stretch(
+    conninfo: dict, queries: Queries, chain_id: int, after: int, upto: int, size: int, against: str | None
+) -> Stretch:
     """A worker process's walk of one stretch, on a connection of its own (autocommit, like the caller's).
 
     A worker forked while tracemalloc runs (the benchmark's memory check) reports the memory it held at its peak
@@ -173,7 +220,7 @@ def walk_stretch(conninfo: dict, sql: str, chain_id: int, after: int, upto: int,
         inherited = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
     with psycopg.connect(**conninfo, autocommit=True) as connection, connection.cursor() as cursor:
-        with closing(batches(cursor, sql, chain_id, after, upto, size)) as read:
+        with closing(batches(cursor, queries, chain_id, after, upto, size)) as read:
             stretch = walk(read, against)
     if tracing:
         stretch.peak_bytes = tracemalloc.get_traced_memory()[1] - inherited
