@@ -65,6 +65,7 @@ def use_world(referrals: int, *, rebuild: bool) -> dict:
         print(f"Reusing the world of {referrals:,} referrals in {where} (built in {marker['built_seconds']:.0f}s).", flush=True)
         # Migrations added since the world was built (an index, a table) apply to it as they would in production.
         call_command("migrate", verbosity=0, interactive=False)
+        world.keep_report_cells()
         return {"built_seconds": marker["built_seconds"], "reused": True, "where": where}
     print(f"Building a world of {referrals:,} referrals in {where}...", flush=True)
     if connection.vendor == "sqlite":
@@ -139,6 +140,8 @@ def measure(
             entry["repeats"] = k
         if profile == op.name:
             _profile(op)
+        if op.teardown:
+            op.teardown()
         results[op.name] = entry
         print(f"  {op.name}: measured", flush=True)
     return results

@@ -46,6 +46,7 @@ from consent.models import (
     Withdrawal,
 )
 from consent.receipts import seal
+from consent.reports.cells import count_if_changed
 from consent.voluntariness_flags import rebuild_voluntariness_flags
 
 # Bumped whenever the shape of the world changes, so a stored world of an older shape is rebuilt.
@@ -348,10 +349,19 @@ def build(referrals: int, *, seed: int = 2026) -> float:
     # Each user's caseload the firewall lists from, from the grants just loaded, as the migration's backfill does.
     rebuild_caseload()
     log(f"caseloads in {time.perf_counter() - started:.1f}s")
+    keep_report_cells()
+    log(f"report cells in {time.perf_counter() - started:.1f}s")
     seconds = time.perf_counter() - started
     _mark(referrals, seconds)
     log(f"{referrals:,} referrals, {total_events:,} access events in {seconds:.1f}s")
     return seconds
+
+
+def keep_report_cells() -> None:
+    """Every pilot's kept lattice cells counted from the records, where they are missing or were counted for other
+    dates or sites (as a deployment's first report of each pilot would)."""
+    for pilot in Pilot.objects.all():
+        count_if_changed(pilot, list(pilot.sites.values_list("pk", flat=True)))
 
 
 def _lookups(world: dict) -> dict:

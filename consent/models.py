@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from colocation.models import ClinicalTeam, Organisation, Site
+from colocation.models import ClinicalTeam, Organisation, Pilot, Site
 from consent.source_of_referral import SOURCE_OF_REFERRAL_CHOICES
 
 
@@ -446,3 +446,27 @@ class VoluntarinessFlags(models.Model):
 
     def __str__(self):
         return f"voluntariness flags of {self.referral_id}"
+
+
+class LatticeCell(models.Model):
+    """One cell of a pilot's report lattice (consent.reports.lattice) for one site and month received, kept.
+
+    Derived data, not a record: consent.lattice_cells.refresh_report_rows moves a referral's counts between cells
+    in the transaction of each intake and record written; consent.reports.cells rebuilds a pilot's cells from the
+    records when its dates or sites change, and the recount_report_cells command checks them all. `path` names
+    the cell ("referrals_received", "by_pathway|self_referral", "quarter|voluntariness|voluntary", ...); `n` is
+    how many referrals it counts and `key_sum` the sum of their record keys (disclosure control's cell key).
+    """
+
+    pilot = models.ForeignKey(Pilot, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="The first day of the calendar month the referrals were received in.")
+    path = models.CharField(max_length=80)
+    n = models.BigIntegerField(default=0)
+    key_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pilot", "site", "month", "path"], name="lattice_cell_once")]
+
+    def __str__(self):
+        return f"{self.pilot_id} {self.site_id} {self.month:%Y-%m} {self.path}: {self.n}"

@@ -12,6 +12,7 @@ from colocation.selectors import clinician_profile_of, is_benefits_agency_accoun
 from consent.access import firewall
 from consent.access.log import AccessContext
 from consent.access.models import Action
+from consent.lattice_cells import refresh_report_rows
 from consent.models import (
     ACKNOWLEDGEMENTS,
     Client,
@@ -28,7 +29,6 @@ from consent.models import (
 )
 from consent.selectors import consent_state, latest_consent
 from consent.source_of_referral import SOURCE_OF_REFERRAL
-from consent.voluntariness_flags import refresh_voluntariness_flags
 
 # Words that, in a scope or a field name, ask for sharing with a benefits agency: never permitted.
 BENEFITS_AGENCY_WORDS = ("benefit", "jobcentre", "job_centre", "dwp", "work_coach", "agency")
@@ -275,7 +275,7 @@ def create_referral(
     )
     referral.full_clean()
     referral.save()
-    refresh_voluntariness_flags(referral.pk, new_referral=True)
+    refresh_report_rows(referral.pk, new_referral=True)
     firewall.grant_on_creation(referral, context.user)
     firewall.record_allowed(context, referral, action=Action.CREATE, status=201)
     if known_unseen:
@@ -299,7 +299,7 @@ def _save_record(context: AccessContext, referral: Referral, record, *, action=A
     moves, and log the allowed action on the referral, all in the service's transaction."""
     record.full_clean()
     record.save()
-    refresh_voluntariness_flags(referral.pk, written=type(record))
+    refresh_report_rows(referral.pk, written=type(record))
     if move_to is not None:
         _move(referral, move_to)
     # status 200, as the firewall logged an opened referral before the record existed.

@@ -6,7 +6,10 @@ from html.parser import HTMLParser
 
 from django.db import connection
 
+from colocation.models import Pilot
 from consent.models import Client, ConsentRecord, Referral, VoluntarinessCheck
+from consent.reports.cells import rebuild_cells
+from consent.voluntariness_flags import rebuild_voluntariness_flags
 from tests.factories import ACKNOWLEDGED, at
 
 # ---- the access log's storage, down and mended (statements per database vendor) ------------------------------
@@ -95,6 +98,20 @@ def intake_body(world, **changes) -> dict:
     return data
 
 
+def recount_report_rows() -> None:
+    """After rows written around the services: the flags rows and every pilot's lattice cells counted again."""
+    rebuild_voluntariness_flags()
+    for pilot in Pilot.objects.all():
+        rebuild_cells(pilot)
+
+
+def fix_record_keys(key: int) -> None:
+    """Every referral's record key set to `key` (so each cell key is a known multiple of its count), and what
+    the report keeps of them counted again."""
+    Referral.objects.update(record_key=key)
+    recount_report_rows()
+
+
 def bulk_referrals(world, n: int) -> None:
     """n referrals with consent and an intake check, written in bulk (no services: this is about reading)."""
     clients = Client.objects.bulk_create(
@@ -121,3 +138,4 @@ def bulk_referrals(world, n: int) -> None:
                             employment_goal_raised_by="nobody", recorded_by=world.therapist) for r in referrals],
         batch_size=500,
     )  # fmt: skip
+    recount_report_rows()

@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 
 from consent.access.log import chain_heads
-from consent.models import Referral
 from consent.reports import snapshots
 from consent.reports.models import ComplianceReportSnapshot, SnapshotIsFrozen
 from tests.conftest import api_client, behind_the_triggers, give_consent, make_referral
+from tests.helpers import fix_record_keys
 
 
 def _freeze(world, user=None, period="2026-Q3"):
@@ -47,7 +47,7 @@ def test_it_keeps_the_snapshot_as_it_was_when_new_referrals_arrive(world):
     for _ in range(8):
         give_consent(world.therapist, make_referral(world.therapist, world.site), world.template)
     # Record keys fixed so the live figure does not depend on the draw: 10 with cell key 10 publishes 10.
-    Referral.objects.update(record_key=1)
+    fix_record_keys(1)
     again = api_client(world.reviewer).get(f"/api/v1/compliance-reports/{frozen['id']}/").json()
     assert again["report"] == frozen["report"]
     live = api_client(world.reviewer).get(f"/api/v1/pilots/{world.pilot.pk}/compliance-report/?period=2026-Q3").json()

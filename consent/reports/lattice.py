@@ -2,8 +2,8 @@
 
 A reader may ask for every month, quarter and year of a pilot and for the pilot to date, and difference them.
 Disclosure control can only keep a count from being worked out if it sees every figure those reports publish,
-so the report is counted as one lattice: a row of counts per site and calendar month ("atoms", from one grouped
-query in metrics.lattice_of_pilot), from which every period's figures are added up here.
+so the report is counted as one lattice: a row of counts per site and calendar month ("atoms", kept as records
+are written by consent.lattice_cells and read by metrics.lattice_of), from which every period's figures are added up here.
 
 Counts of what a referral is (received, pathway, source, how heard) are the same whatever the period; counts as
 at the end of a period (consent, checks, declines, withdrawals, voluntariness) depend on when that end is, so an
@@ -19,9 +19,8 @@ from datetime import date
 
 from dateutil.relativedelta import relativedelta
 
+from consent.lattice_cells import LEVELS
 from consent.reports.periods import PILOT_TO_DATE, Period, month, quarter, year
-
-LEVELS = ("month", "quarter", "year", PILOT_TO_DATE)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ per-site rows (never per-referral ones) and averages the one or two middle value
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -20,29 +21,25 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    DateField,
-    DurationField,
     Exists,
-    ExpressionWrapper,
     F,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
-    Sum,
     When,
-    Window,
 )
-from django.db.models.functions import Cast, RowNumber, TruncDate, TruncMonth
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from colocation.models import OrganisationKind, Pilot, Site
 from consent.access.models import AccessEvent, Action, Outcome
+from consent.lattice_cells import path_of
 from consent.models import HowHeard, Pathway, Referral
+from consent.reports.cells import cells_in_force, consent_days_in
 from consent.reports.lattice import PilotLattice, pilot_periods
-from consent.reports.periods import PILOT_TO_DATE, Period, end_of_day, period_of_pilot, steps
-from consent.selectors import Voluntariness, status_from_flags
-from consent.voluntariness_flags import RULE_FLAG_TIMES, flag_annotations, mandated_pathway_flag
+from consent.reports.periods import Period, end_of_day, period_of_pilot, steps
+from consent.selectors import Voluntariness
 
 # Shown in every report even when 0: B1 is the self-referral the pilot is about, M5 (Jobcentre Plus referred
 # the person) is what the report flags.
@@ -111,177 +108,54 @@ class PilotFigures:
     lattice: PilotLattice | None = None
 
 
-def referrals_in(site_ids: list[int], start: date, end: date) -> QuerySet:
-    """Every referral received at these sites from start to end inclusive: no status or pathway excluded."""
-    return Referral.objects.filter(site_id__in=site_ids, referred_on__gte=start, referred_on__lte=end)
+def lattice_of(pilot: Pilot, site_ids: list[int], today: date, cells: Iterable[tuple]) -> PilotLattice:
+    """The lattice of every report of the pilot from its cells' rows (site, month, path, count, key sum).
 
-
-def _with_flags(queryset: QuerySet, as_of) -> QuerySet:
-    """The voluntariness flags of consent.selectors (the one rule) as at `as_of`, as aliases for filtering.
-
-    The flags come from each referral's row of VoluntarinessFlags (one join, kept exact with the records and
-    recounted by the recount_voluntariness_flags command), not from an EXISTS per fact over every record.
+    As counting from the records always gave it: every site and month with referrals has a cell for every
+    pathway and every way of hearing, 0 or not; other cells only where something is counted.
     """
-    return queryset.alias(**flag_annotations(as_of))
-
-
-# Each plain count as at a period's end: the flags-row time that must have come by then.
-COUNT_TIMES = {
-    "explicit_consent": "explicit_consent_at",
-    "declined": "declined_on",
-    "withdrawals": "withdrawal_at",
-    "withdrawals_citing_pressure": "pressured_withdrawal_at",
-    "felt_not_free_to_stop": "not_free_to_stop_at",
-    "employment_goal_raised_by_benefits_agency": "goal_by_agency_at",
-    "intake_check_recorded": "intake_check_at",
-}
-FLAG_TIMES = tuple(sorted({time for time, _ in RULE_FLAG_TIMES.values()} | set(COUNT_TIMES.values())))
-
-
-def _month_of_flag(field: str, ends_on: date) -> Case:
-    """The calendar month (in the clinic's time zone) a flag's time fell in, or null if none by the pilot's end.
-
-    "Held at the end of a month, quarter or year" is then "its month is at or before that period's last month":
-    the pilot's last day clips every period that holds it, and nothing after it is counted at all.
-    """
-    path = f"voluntariness_flags__{field}"
-    if field.endswith("_on"):
-        return Case(When(**{f"{path}__lte": ends_on}, then=TruncMonth(path)), default=None, output_field=DateField())
-    month_of = TruncMonth(path, output_field=DateField(), tzinfo=timezone.get_current_timezone())
-    return Case(When(**{f"{path}__lte": end_of_day(ends_on)}, then=month_of), default=None, output_field=DateField())
-
-
-def _flag_rows(base: QuerySet, ends_on: date) -> list[dict]:
-    """Referrals grouped by site, month received, mandated pathway and the month each flag's time fell in.
-
-    Referrals are grouped by when their facts happened, not by status: a row's flags as at the end of any period
-    then follow from its months alone (_as_at), so one pass serves every period of the pilot.
-    """
-    months = {f"m|{time}": _month_of_flag(time, ends_on) for time in FLAG_TIMES}
-    return list(
-        base.annotate(month_received=TruncMonth("referred_on"), mandated=mandated_pathway_flag(), **months)
-        .values("site_id", "month_received", "mandated", *months)
-        .annotate(n=Count("pk"), key=Sum("record_key"))
-        .order_by()
-    )
-
-
-def _kind_rows(base: QuerySet) -> list[dict]:
-    """Per site, month received and source: what the referrals are (received, pathway, how heard), with key sums.
-
-    One pass for every count of what referrals are: a source of referral is a group, the rest conditional counts.
-    """
-    conditions = {"referrals_received": None}
-    conditions.update({f"by_pathway:{p}": Q(pathway=p) for p in Pathway.values})
-    conditions.update({f"by_how_heard:{h}": Q(how_heard=h) for h in HowHeard.values})
-    aggregates = {name: Count("pk", filter=condition) for name, condition in conditions.items()}
-    aggregates.update({f"key|{name}": Sum("record_key", filter=condition) for name, condition in conditions.items()})
-    return list(
-        base.annotate(month_received=TruncMonth("referred_on"))
-        .values("site_id", "month_received", "source_of_referral")
-        .annotate(**aggregates)
-        .order_by()
-    )
-
-
-def _first_day(value) -> date:
-    """TruncMonth gives a date on both databases; a datetime only where a backend widens it."""
-    return value.date() if isinstance(value, datetime) else value
-
-
-def _level_ends(first_day: date, ends_on: date, to_date: date) -> dict[str, date]:
-    """For a month received, the last month of its month, quarter, year and the pilot to date, clipped."""
-    last = ends_on.replace(day=1)
-    quarter_end = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 3, 1)
-    return {
-        "month": first_day,
-        "quarter": min(quarter_end, last),
-        "year": min(date(first_day.year, 12, 1), last),
-        PILOT_TO_DATE: min(to_date, ends_on).replace(day=1),
-    }
-
-
-def _add_flag_row(lattice: PilotLattice, row: dict, ends: dict[str, date]) -> None:
-    """One group's counts as at the end of every level: its flags, status and plain counts."""
-    site_id, first_day = row["site_id"], _first_day(row["month_received"])
-    for level, last_month in ends.items():
-        came = {time: row[f"m|{time}"] is not None and _first_day(row[f"m|{time}"]) <= last_month for time in FLAG_TIMES}
-        flags = {name: came[time] == reached for name, (time, reached) in RULE_FLAG_TIMES.items()}
-        flags["v_mandated_pathway"] = bool(row["mandated"])
-        lattice.add(site_id, first_day, (level, "voluntariness", status_from_flags(flags)), row["n"], row["key"])
-        for name, fact in COUNT_TIMES.items():
-            if came[fact]:
-                lattice.add(site_id, first_day, (level, name), row["n"], row["key"])
-
-
-def lattice_of_pilot(pilot: Pilot, site_ids: list[int], today: date) -> PilotLattice:
-    """Every report a reader may ask for of this pilot, counted at once: two grouped queries, whatever its size."""
-    periods = pilot_periods(pilot.starts_on, pilot.ends_on, today)
-    lattice = PilotLattice(periods=periods, site_ids=site_ids)
-    base = referrals_in(site_ids, pilot.starts_on, pilot.ends_on)
+    lattice = PilotLattice(periods=pilot_periods(pilot.starts_on, pilot.ends_on, today), site_ids=site_ids)
     sources = set()
-    for row in _kind_rows(base):
-        site_id, first_day, source = row.pop("site_id"), _first_day(row.pop("month_received")), row.pop("source_of_referral")
-        sources.add(source)
-        lattice.add(
-            site_id, first_day, ("by_source_of_referral", source), row["referrals_received"], row["key|referrals_received"]
-        )
-        for name, n in row.items():
-            if not name.startswith("key|"):
-                lattice.add(site_id, first_day, tuple(name.split(":")), n, row[f"key|{name}"])
+    every_kind = [("by_pathway", p) for p in Pathway.values] + [("by_how_heard", h) for h in HowHeard.values]
+    for site_id, first_day, name, n, key_sum in cells:
+        path = path_of(name)
+        if path[0] == "by_source_of_referral":
+            sources.add(path[1])
+        elif path == ("referrals_received",):
+            for kind in every_kind:
+                lattice.add(site_id, first_day, kind, 0, 0)
+        lattice.add(site_id, first_day, path, n, key_sum)
     lattice.source_codes = [*ALWAYS_SHOWN_SOURCES, *sorted(sources - set(ALWAYS_SHOWN_SOURCES))]
-    ends: dict[date, dict] = {}
-    for row in _flag_rows(base, pilot.ends_on):
-        first_day = _first_day(row["month_received"])
-        if first_day not in ends:
-            ends[first_day] = _level_ends(first_day, pilot.ends_on, today)
-        _add_flag_row(lattice, row, ends[first_day])
     return lattice
 
 
-def _is_middle(rank: int, n: int) -> bool:
-    """Whether the rank-th of n sorted values is one of the middle ones a median is taken from."""
-    return n <= 2 * rank <= n + 2
+def _median(histogram: dict[int, int]) -> float | None:
+    """The median of values given as value -> how many: the middle one, or the mean of the middle two."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    wanted = sorted({(total + 1) // 2, total // 2 + 1})
+    middle, seen = [], 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        while wanted and wanted[0] <= seen:
+            middle.append(value)
+            wanted.pop(0)
+    return sum(middle) / len(middle)
 
 
-def _medians(base: QuerySet, as_of: datetime) -> tuple[dict[int, float], float | None]:
-    """Median days from referral to consent per site and overall, from the middle rows picked in SQL.
+def _medians(rows: list[tuple[int, int, int]]) -> tuple[dict[int, float], float | None]:
+    """Median days from referral to consent per site and overall, from (site, days, referrals) rows.
 
-    Days run from the referral to the day (in the clinic's time zone) of its earliest consent in force at
-    the end of the period. Window functions rank the consented referrals per site and overall; only the
-    one or two middle rows of each ranking come back (at most 2 per site plus 2), and are averaged here.
+    Days run from the referral to the day (in the clinic's time zone) of its earliest consent in force, for the
+    referrals received in the period and explicitly consented by its end (the kept cells' CONSENT_DAYS).
     """
-    # The earliest consent in force: at or before the explicit one counted, so within the period too.
-    first_consent = TruncDate("voluntariness_flags__consent_at", tzinfo=timezone.get_current_timezone())
-    order = [F("days").asc(), F("pk").asc()]
-    rows = (
-        _with_flags(base, as_of)
-        .filter(v_no_consent=False)
-        .annotate(consent_day=first_consent)
-        .annotate(days=ExpressionWrapper(F("consent_day") - F("referred_on"), output_field=DurationField()))
-        .annotate(
-            site_rank=Window(RowNumber(), partition_by=[F("site_id")], order_by=order),
-            site_n=Window(Count("pk"), partition_by=[F("site_id")]),
-            all_rank=Window(RowNumber(), order_by=order),
-            all_n=Window(Count("pk")),
-        )
-        .annotate(twice_site_rank=F("site_rank") * 2, twice_all_rank=F("all_rank") * 2)
-        .filter(
-            Q(twice_site_rank__gte=F("site_n"), twice_site_rank__lte=F("site_n") + 2)
-            | Q(twice_all_rank__gte=F("all_n"), twice_all_rank__lte=F("all_n") + 2)
-        )
-        .values("site_id", "days", "site_rank", "site_n", "all_rank", "all_n")
-        # Not in Referral's default order: the middle rows are picked, not listed, and that sort cost a pass.
-        .order_by()
-    )
-    by_site, overall = defaultdict(list), []
-    for row in rows:
-        if _is_middle(row["site_rank"], row["site_n"]):
-            by_site[row["site_id"]].append(row["days"].days)
-        if _is_middle(row["all_rank"], row["all_n"]):
-            overall.append(row["days"].days)
-    medians = {site_id: sum(days) / len(days) for site_id, days in by_site.items()}
-    return medians, (sum(overall) / len(overall) if overall else None)
+    by_site: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    overall: dict[int, int] = defaultdict(int)
+    for site_id, days, n in rows:
+        by_site[site_id][days] += n
+        overall[days] += n
+    return {site_id: _median(histogram) for site_id, histogram in by_site.items()}, _median(overall)
 
 
 def _benefits_agency_events(pilot_site_ids: list[int], provider_ids: list[int], host_ids: list[int], period: Period) -> QuerySet:
@@ -401,7 +275,7 @@ def site_totals(by_site: dict[int, Figures], source_codes: list[str]) -> Figures
 def pilot_figures(pilot: Pilot, period: Period, *, today: date | None = None) -> PilotFigures:
     """Every raw figure of the report for one pilot and period, per site and in total, with the pilot's lattice.
 
-    The period's counts are read from the lattice of every report of the pilot (lattice_of_pilot), which
+    The period's counts are read from the lattice of every report of the pilot (its kept cells), which
     disclosure control audits as a whole: the same cells whichever report is asked for.
     """
     _without_jit()
@@ -411,10 +285,10 @@ def pilot_figures(pilot: Pilot, period: Period, *, today: date | None = None) ->
     site_ids = [s.pk for s in sites]
     provider_ids = sorted({s.provider_id for s in sites})
     host_ids = sorted({s.host_organisation_id for s in sites})
-    lattice = lattice_of_pilot(pilot, site_ids, today)
+    lattice = lattice_of(pilot, site_ids, today, cells_in_force(pilot, site_ids))
     in_lattice = lattice.period_of(period)
     by_site = {s.pk: figures_of(lattice.counts(in_lattice, s.pk), lattice.source_codes) for s in sites}
-    site_medians, overall_median = _medians(referrals_in(site_ids, period.start, period.end), end_of_day(period.end))
+    site_medians, overall_median = _medians(consent_days_in(pilot, in_lattice))
     for site_id, median in site_medians.items():
         by_site[site_id].median_days_to_consent = median
 

@@ -41,3 +41,18 @@ class ComplianceReportSnapshot(models.Model):
 
     def delete(self, *args, **kwargs):
         raise SnapshotIsFrozen(f"Snapshot {self.pk} is frozen and cannot be deleted.")
+
+
+class KeptLattice(models.Model):
+    """The pilot definition (dates and sites) a pilot's kept lattice cells (consent.models.LatticeCell) were
+    counted for: a report finding the pilot changed since counts them again (consent.reports.cells)."""
+
+    pilot = models.OneToOneField(Pilot, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    # The pilot's site ids, sorted and comma-separated: compared whole, never queried into.
+    site_ids = models.TextField()
+    counted_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"lattice of pilot {self.pilot_id} counted at {self.counted_at:%Y-%m-%d %H:%M}"
