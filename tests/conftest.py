@@ -18,6 +18,7 @@ from colocation.services import create_clinical_team, create_staff_member
 from consent import services
 from consent.access import triggers
 from consent.access.log import AccessContext
+from consent.reports.cells import rebuild_cells
 from tests.factories import ACKNOWLEDGED, ConsentTemplateFactory, OrganisationFactory, PilotFactory, SiteFactory, at
 
 PASSWORD = "a-long-test-password-2026"
@@ -96,6 +97,8 @@ def world(db) -> World:
     pilot = PilotFactory(name="Canterbury pilot")
     pilot.sites.set([site, medway_site])
     pilot.overseen_by.set([bacp])
+    # Counted once, as a deployment's first report of it would; every intake and record then keeps its cells.
+    rebuild_cells(pilot)
     team = create_clinical_team(organisation=kent, name="Canterbury")
     other_team = create_clinical_team(organisation=kent, name="Thanet")
     medway_team = create_clinical_team(organisation=medway, name="Medway")

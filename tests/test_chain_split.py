@@ -122,6 +122,19 @@ def test_short_chains_and_chains_in_a_transaction_are_walked_in_this_process(wor
     assert log._workers_for(10 * log.SPLIT_FROM_EVENTS) == 1
 
 
+def test_workers_are_one_per_cpu_by_default_and_never_more_than_the_cpus(settings, monkeypatch):
+    monkeypatch.setattr(log, "_usable_cpus", lambda: 4)
+    settings.ACCESS_LOG_VERIFY_WORKERS = 0
+    assert log._worker_count() == 4
+    settings.ACCESS_LOG_VERIFY_WORKERS = 2
+    assert log._worker_count() == 2
+    settings.ACCESS_LOG_VERIFY_WORKERS = 16
+    assert log._worker_count() == 4
+    monkeypatch.setattr(log, "_usable_cpus", lambda: 1)
+    settings.ACCESS_LOG_VERIFY_WORKERS = 0
+    assert log._worker_count() == 1
+
+
 # ---- in worker processes (PostgreSQL) ----------------------------------------------------------------------
 
 
@@ -130,6 +143,7 @@ def workers(settings, monkeypatch) -> list:
     """Every chain split between WORKERS processes; the list records each split actually walked in processes."""
     settings.ACCESS_LOG_VERIFY_WORKERS = WORKERS
     monkeypatch.setattr(log, "SPLIT_FROM_EVENTS", 1)
+    monkeypatch.setattr(log, "_usable_cpus", lambda: WORKERS)  # as many workers as asked, on any machine
     walked, in_workers = [], log._in_workers
 
     def recorded(chain_id, bounds, against):

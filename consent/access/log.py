@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import re
 import sqlite3
 import uuid
@@ -11,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -757,12 +759,66 @@ _TEXT_COLUMNS = {
 assert HASHED_FIELDS[-1:] == tuple(OPTIONAL_HASHED_FIELDS)
 
 
-def _chain_sql(connection) -> str:
+def _chain_sql(connection, where: str = "seq > %s AND seq <= %s ORDER BY seq LIMIT %s") -> str:
     text = _TEXT_COLUMNS.get(connection.vendor, {})
     columns = ", ".join(text.get(name, connection.ops.quote_name(name)) for name in HASHED_FIELDS)
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     # Fixed column names and expressions of our own; the chain, position and batch size are parameters.
-    return f"SELECT id, {columns}, hash FROM {table} WHERE chain_id = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"  # noqa: S608
+    return f"SELECT id, {columns}, hash FROM {table} WHERE chain_id = %s AND {where}"  # noqa: S608
+
+
+def _rendered_sql(connection) -> str:
+    """PostgreSQL writes each event's encoding itself, strings quoted as they are (chain_walk._content_hashes says
+    when that text is trusted), with the number of quotes it holds if no string holds one.
+
+    Numbers as their text or null, strings, times and UUIDs in quotes or null; the optional field, when empty, is
+    left out with its comma, as canonical_encoding leaves it out.
+    """
+    text = _TEXT_COLUMNS["postgresql"]
+    # Literal text and SQL values in order; neighbouring literals are merged below, as each || costs the database.
+    pieces, quoted, always, optional = [], [], 0, ""
+    for i, name in enumerate(HASHED_FIELDS):
+        field = AccessEvent._meta.get_field(name)
+        value = text.get(name, connection.ops.quote_name(field.column))
+        internal = field.target_field.get_internal_type() if field.is_relation else field.get_internal_type()
+        comma = [] if i == 0 else [(True, ",")]
+        if name in OPTIONAL_HASHED_FIELDS:
+            optional = f"""CASE WHEN coalesce({value}, '') = '' THEN '' ELSE ',"' || {value} || '"' END"""
+            quoted.append(f"(coalesce({value}, '') <> '')::int")
+        elif internal.endswith(("IntegerField", "AutoField")):
+            number = f"coalesce(({value})::text, 'null')" if field.null else f"({value})::text"
+            pieces += [*comma, (False, number)]
+        elif field.null:
+            pieces += [*comma, (False, f"""coalesce('"' || {value} || '"', 'null')""")]
+            quoted.append(f"({value} IS NOT NULL)::int")
+        else:
+            pieces += [*comma, (True, '"'), (False, value), (True, '"')]
+            always += 1
+    pieces = [(True, "["), *pieces, *([(False, optional)] if optional else []), (True, "]")]
+    merged = []
+    for literal, sql in pieces:
+        if literal and merged and merged[-1][0]:
+            merged[-1] = (True, merged[-1][1] + sql)
+        else:
+            merged.append((literal, sql))
+    encoding = " || ".join("'" + sql.replace("'", "''") + "'" if literal else sql for literal, sql in merged)
+    quotes = f"2 * ({' + '.join([str(always), *quoted])})"
+    table = connection.ops.quote_name(AccessEvent._meta.db_table)
+    return (
+        f"SELECT id, seq, prev_hash, hash, {encoding}, {quotes} FROM {table}"  # noqa: S608
+        " WHERE chain_id = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+    )
+
+
+def _chain_queries(connection) -> chain_walk.Queries:
+    """How verification reads a chain on this database (consent.access.chain_walk)."""
+    if connection.vendor != "postgresql":
+        return chain_walk.Queries(fields=_chain_sql(connection))
+    return chain_walk.Queries(
+        fields=_chain_sql(connection),
+        rendered=_rendered_sql(connection),
+        fields_of=_chain_sql(connection, "seq = ANY(%s) ORDER BY seq"),
+    )
 
 
 def _mismatch(event_id, chain_id, seq, problem) -> dict:
@@ -862,10 +918,28 @@ def _workers_for(events: int) -> int:
     here: its database is one file (in memory in the tests) and a SQLite site's chains are short. A daemonic
     process (a worker of some pool) may not start processes of its own.
     """
-    workers = settings.ACCESS_LOG_VERIFY_WORKERS
+    workers = _worker_count()
     if workers < 2 or events < SPLIT_FROM_EVENTS or connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
     return 1 if multiprocessing.current_process().daemon else workers
+
+
+def _worker_count() -> int:
+    """ACCESS_LOG_VERIFY_WORKERS, where 0 means one per CPU this process may run on, and never more than that.
+
+    A worker and its database backend together keep about one CPU busy (chain_walk.batches reads the next batch
+    while this one is hashed): at 100,000 referrals on 2 CPUs, 3 or 4 workers were no faster than 2.
+    """
+    cpus = _usable_cpus()
+    return min(settings.ACCESS_LOG_VERIFY_WORKERS or cpus, cpus)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system says), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this system (macOS)
+        return os.cpu_count() or 1
 
 
 def _walk_stretches(chain_id: int, start: int, upto: int, against) -> list[chain_walk.Stretch]:
@@ -894,9 +968,12 @@ def _walk_stretches(chain_id: int, start: int, upto: int, against) -> list[chain
 
 def _here(chain_id: int, bounds: list[tuple[int, int]], against) -> list[chain_walk.Stretch]:
     """Walk each stretch (after, upto] in turn in this process, on this connection."""
-    sql = _chain_sql(connection)
+    queries, stretches = _chain_queries(connection), []
     with connection.cursor() as cursor:
-        return [chain_walk.walk(chain_walk.batches(cursor, sql, chain_id, a, b, VERIFY_BATCH), against) for a, b in bounds]
+        for after, upto in bounds:
+            with closing(chain_walk.batches(cursor, queries, chain_id, after, upto, VERIFY_BATCH)) as read:
+                stretches.append(chain_walk.walk(read, against))
+    return stretches
 
 
 def _in_workers(chain_id: int, bounds: list[tuple[int, int]], against) -> list[chain_walk.Stretch]:
@@ -906,13 +983,13 @@ def _in_workers(chain_id: int, bounds: list[tuple[int, int]], against) -> list[c
     would start a new interpreter and run the caller's main module again. A worker never touches the connection
     it inherits (it opens its own and leaves by os._exit, which closes nothing of the parent's).
     """
-    sql = _chain_sql(connection)
+    queries = _chain_queries(connection)
     # This connection's libpq parameters (database, user, host, options such as a search_path), without Django's
     # Python objects (cursor factory, adapters), which a worker does not use.
     conninfo = {k: v for k, v in connection.get_connection_params().items() if v is None or isinstance(v, str | int)}
     with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [
-            pool.submit(chain_walk.walk_stretch, conninfo, sql, chain_id, after, upto, VERIFY_BATCH, against)
+            pool.submit(chain_walk.walk_stretch, conninfo, queries, chain_id, after, upto, VERIFY_BATCH, against)
             for after, upto in bounds
         ]
         return [future.result() for future in futures]

@@ -214,7 +214,8 @@ def cells_in_force(pilot: Pilot, site_ids: list[int]) -> list[tuple]:
         .exclude(n=0)
         .exclude(path__contains=f"|{CONSENT_DAYS}|")
         .values_list("site_id", "month", "path", "n", "key_sum")
-        .order_by()
+        # The unique index's order: no sort, and the same rows always come in the same order (the lattice's digest).
+        .order_by("site_id", "month", "path")
     )
 
 

@@ -11,8 +11,8 @@ Every figure is one of a fixed number of queries whatever the number of referral
 per-site rows (never per-referral ones) and averages the one or two middle values of a median.
 """
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -108,23 +108,29 @@ class PilotFigures:
     lattice: PilotLattice | None = None
 
 
-def lattice_of(pilot: Pilot, site_ids: list[int], today: date, cells: Iterable[tuple]) -> PilotLattice:
+def lattice_of(pilot: Pilot, site_ids: list[int], today: date, cells: list[tuple]) -> PilotLattice:
     """The lattice of every report of the pilot from its cells' rows (site, month, path, count, key sum).
 
     As counting from the records always gave it: every site and month with referrals has a cell for every
-    pathway and every way of hearing, 0 or not; other cells only where something is counted.
+    pathway and every way of hearing, 0 or not; other cells only where something is counted. Rows come one per
+    cell (the kept cells are unique), so each is set, not added to.
     """
     lattice = PilotLattice(periods=pilot_periods(pilot.starts_on, pilot.ends_on, today), site_ids=site_ids)
-    sources = set()
+    lattice.rows_digest = hashlib.sha256(repr(cells).encode()).hexdigest()
     every_kind = [("by_pathway", p) for p in Pathway.values] + [("by_how_heard", h) for h in HowHeard.values]
+    paths: dict[str, tuple] = {}  # a few hundred distinct names among thousands of rows
+    sources = set()
     for site_id, first_day, name, n, key_sum in cells:
-        path = path_of(name)
+        path = paths.get(name)
+        if path is None:
+            path = paths[name] = path_of(name)
+        atom = lattice.atoms[(site_id, first_day)]
         if path[0] == "by_source_of_referral":
             sources.add(path[1])
         elif path == ("referrals_received",):
             for kind in every_kind:
-                lattice.add(site_id, first_day, kind, 0, 0)
-        lattice.add(site_id, first_day, path, n, key_sum)
+                atom.setdefault(kind, [0, 0])
+        atom[path] = [n, key_sum]
     lattice.source_codes = [*ALWAYS_SHOWN_SOURCES, *sorted(sources - set(ALWAYS_SHOWN_SOURCES))]
     return lattice
 
