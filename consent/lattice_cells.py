@@ -149,8 +149,10 @@ def refresh_report_rows(referral_id, *, written=None, new_referral: bool = False
         return
     kind, before, pilots = _state(referral_id)
     refresh_voluntariness_flags(referral_id, written=written, new_referral=new_referral)
+    if not pilots:
+        return  # received outside every pilot's dates, or at a site in none: no report counts it
     after = before if new_referral else _flags_now(referral_id)
-    if not pilots or (after == before and not new_referral):
+    if after == before and not new_referral:
         return
     counted_before = {} if new_referral else cells_of(kind, before, pilots)
     keep_lattice_cells(counted_before, cells_of(kind, after, pilots), kind["record_key"])

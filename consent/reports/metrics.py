@@ -58,6 +58,8 @@ SIMPLE_COUNTS = (
 )
 ACCESS_COUNTS = ("benefits_agency_access_allowed", "benefits_agency_access_denied")
 BREAKDOWNS = ("by_pathway", "by_source_of_referral", "by_how_heard", "voluntariness")
+# Django works a choices class's values out again on each use; the audit makes Figures by the hundred.
+PATHWAYS, WAYS_OF_HEARING = tuple(Pathway.values), tuple(HowHeard.values)
 
 
 @dataclass
@@ -65,9 +67,9 @@ class Figures:
     """Raw (unsuppressed) counts for one site or for the whole pilot. Never leaves the server as it is."""
 
     referrals_received: int = 0
-    by_pathway: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Pathway.values, 0))
+    by_pathway: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PATHWAYS, 0))
     by_source_of_referral: dict[str, int] = field(default_factory=dict)
-    by_how_heard: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HowHeard.values, 0))
+    by_how_heard: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WAYS_OF_HEARING, 0))
     voluntariness: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Voluntariness.ALL, 0))
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIMPLE_COUNTS + ACCESS_COUNTS, 0))
     median_days_to_consent: float | None = None
@@ -117,7 +119,7 @@ def lattice_of(pilot: Pilot, site_ids: list[int], today: date, cells: list[tuple
     """
     lattice = PilotLattice(periods=pilot_periods(pilot.starts_on, pilot.ends_on, today), site_ids=site_ids)
     lattice.rows_digest = hashlib.sha256(repr(cells).encode()).hexdigest()
-    every_kind = [("by_pathway", p) for p in Pathway.values] + [("by_how_heard", h) for h in HowHeard.values]
+    every_kind = [("by_pathway", p) for p in PATHWAYS] + [("by_how_heard", h) for h in WAYS_OF_HEARING]
     paths: dict[str, tuple] = {}  # a few hundred distinct names among thousands of rows
     sources = set()
     for site_id, first_day, name, n, key_sum in cells:
