@@ -117,7 +117,7 @@ def pilot_world(rng: random.Random, *, sites: int, months: int, start: tuple[int
 
 
 def lattice_of(world: World) -> PilotLattice:
-    """The pilot's lattice as metrics.lattice_of_pilot counts it, from the world's referrals (no database)."""
+    """The pilot's lattice as consent.lattice_cells and consent.reports.cells count it, from the world's referrals (no database)."""
     lattice = PilotLattice(periods=pilot_periods(world.starts_on, world.ends_on, world.ends_on), site_ids=world.sites,
                            source_codes=list(SOURCES))  # fmt: skip
     for r in world.referrals:
