@@ -13,14 +13,12 @@ the recount_voluntariness_flags command runs to prove the rows still match the r
 """
 
 import uuid
-from datetime import datetime
 from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Case,
-    Expression,
     F,
     Min,
     OuterRef,
@@ -168,18 +166,8 @@ def flag_differences() -> QuerySet:
     return referrals.filter(differs)
 
 
-def _held(field: str, as_of) -> Case:
-    return Case(When(Q(**{f"voluntariness_flags__{field}__lte": as_of}), then=Value(True)), default=Value(False),
-                output_field=BooleanField())  # fmt: skip
-
-
-def _not_held(field: str, as_of) -> Case:
-    return Case(When(Q(**{f"voluntariness_flags__{field}__lte": as_of}), then=Value(False)), default=Value(True),
-                output_field=BooleanField())  # fmt: skip
-
-
 # Each flag of the status rule read from the flags row: the time it reads, and whether the flag is that time
-# having come (True) or not yet (False). flag_annotations asks it in SQL, the report of grouped rows in Python.
+# having come (True) or not yet (False). consent.lattice_cells.status_when asks it of one referral's or one group's times.
 RULE_FLAG_TIMES = {
     "v_told_required": ("told_required_at", True),
     "v_sanction": ("sanction_at", True),
@@ -194,16 +182,3 @@ RULE_FLAG_TIMES = {
 def mandated_pathway_flag() -> Case:
     """The rule's one flag that is no time: a pathway that is not voluntary by its nature."""
     return Case(When(pathway__in=INVOLUNTARY_PATHWAYS, then=Value(True)), default=Value(False), output_field=BooleanField())
-
-
-def flag_annotations(as_of: datetime | Expression) -> dict:
-    """The flags of consent.selectors.voluntariness_annotations(as_of), read from the flags rows.
-
-    The same names and meaning, so consent.selectors.voluntariness_status_expression decides the status from
-    either. `as_of` may be an expression (a per-row time). A referral without a row (never written through
-    the services) reads as having no records: unknown, as the rule would find it with none.
-    """
-    flags = {"v_mandated_pathway": mandated_pathway_flag()}
-    for name, (field, reached) in RULE_FLAG_TIMES.items():
-        flags[name] = (_held if reached else _not_held)(field, as_of)
-    return flags

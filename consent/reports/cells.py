@@ -57,7 +57,7 @@ def _flag_rows(base: QuerySet, ends_on: date) -> list[dict]:
     """Referrals grouped by site, month received, mandated pathway and the month each flag's time fell in.
 
     Referrals are grouped by when their facts happened, not by status: a row's flags as at the end of any period
-    then follow from its months alone (_as_at), so one pass serves every period of the pilot.
+    then follow from its months alone (counted_cells), so one pass serves every period of the pilot.
     """
     months = {f"m|{time}": _month_of_flag(time, ends_on) for time in FLAG_TIMES}
     return list(

@@ -1,14 +1,14 @@
-"""The compliance report's figures, counted in the database: conditional aggregation grouped by site.
+"""The compliance report's figures: the pilot's kept lattice cells (consent.reports.cells) and the access attempts.
 
 Aggregate-only access to client rows. The firewall (consent.access.firewall) decides who may see a referral
 as a row; nothing here ever returns a row, an identifier or a pseudonym, only counts grouped by site and
 period, and those counts leave the server only through disclosure control (report.publish). Who may ask
 for a report at all is decided by reports.selectors.pilots_reportable_by, which refuses every
-benefits-agency account through the firewall's own rule. So these queries read Referral directly, restricted
-to the pilot's sites, instead of through referrals_visible_to, which is about rows one user may open.
+benefits-agency account through the firewall's own rule. So these queries read counts per pilot, site and
+month directly, instead of through referrals_visible_to, which is about rows one user may open.
 
 Every figure is one of a fixed number of queries whatever the number of referrals: Python only adds up
-per-site rows (never per-referral ones) and averages the one or two middle values of a median.
+per-site and per-month cells (never per-referral rows), and takes a median from counts of days.
 """
 
 import hashlib
