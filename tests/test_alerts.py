@@ -197,3 +197,15 @@ def test_a_therapist_reads_the_history_only_of_referrals_they_may_see(world):
     assert _history(world.unassigned_therapist, mine).status_code == 200
     assert _history(world.unassigned_therapist, world.referral).status_code == 404
     assert _history(world.therapist, world.medway_referral).status_code == 404
+
+
+def test_a_referrals_history_leaves_out_its_clients_other_referrals(world):
+    # The same client referred again: the history is read through the client's events, narrowed to this referral.
+    again = make_referral(world.therapist, world.site, local_reference="KTT-000123", nhs_number="9434765919", year_of_birth=1979)
+    assert again.client_id == world.referral.client_id
+    api_client(world.therapist).get(f"/api/v1/referrals/{again.pk}/")
+
+    for referral in (world.referral, again):
+        events = _history(world.therapist, referral).json()["results"]
+        assert events and {e["referral"] for e in events} == {str(referral.pk)}
+        assert len(events) == AccessEvent.objects.filter(referral_id=referral.pk).count()

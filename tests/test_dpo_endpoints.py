@@ -208,3 +208,20 @@ def test_ids_past_any_row_are_not_found(world):
     assert client.get(f"{LOG}99999999999999999999999/").status_code == 404
     response = client.post(f"{LOG}alerts/99999999999999999999999/disposition/", {"disposition": "no_concern", "note": "x"})
     assert response.status_code == 404
+
+
+def test_filtered_by_referral_it_leaves_out_the_clients_other_referrals(world):
+    # Read through the client's events (the log keeps no index by referral), narrowed to the referral asked for.
+    again = make_referral(world.therapist, world.site, local_reference="KTT-000123", nhs_number="9434765919",
+                          year_of_birth=1979)  # fmt: skip
+    assert again.client_id == world.referral.client_id
+    api_client(world.therapist).get(f"/api/v1/referrals/{world.referral.pk}/")
+    api_client(world.therapist).get(f"/api/v1/referrals/{again.pk}/")
+    dpo = api_client(world.dpo)
+
+    for referral in (world.referral, again):
+        events = dpo.get(f"{LOG}?referral={referral.pk}&page_size=200").json()["results"]
+        assert events and {e["referral"] for e in events} == {str(referral.pk)}
+        assert len(events) == AccessEvent.objects.filter(chain=world.kent, referral_id=referral.pk).count()
+    unknown = dpo.get(f"{LOG}?referral=00000000-0000-4000-8000-000000000000")
+    assert unknown.status_code == 200 and unknown.json()["results"] == []

@@ -17,6 +17,7 @@ from django.utils import timezone
 from colocation.models import OrganisationKind, Role
 from colocation.selectors import staff_profile_of
 from consent.access.models import AccessEvent, AlertDisposition, ChainHead, Disposition, VerifiedCheckpoint
+from consent.models import Referral
 
 
 class NotADataProtectionOfficer(PermissionDenied):
@@ -61,7 +62,10 @@ def _filtered(queryset: QuerySet, filters: EventFilters) -> QuerySet:
         by_id = _ACTOR_ID.match(actor)
         queryset = queryset.filter(actor_id=int(actor)) if by_id else queryset.filter(actor_name=actor)
     if filters.referral:
-        queryset = queryset.filter(referral_id=filters.referral)
+        # Through the referral's client: the events are indexed by client on each chain, not by referral
+        # (an index of random referral ids cost every access event an entry; see access_history).
+        client = Referral.objects.filter(pk=filters.referral).order_by().values("client_id")[:1]
+        queryset = queryset.filter(client_pseudonym=Subquery(client), referral_id=filters.referral)
     if filters.action:
         queryset = queryset.filter(action=filters.action)
     if filters.outcome:
@@ -198,8 +202,15 @@ def access_history(referral) -> QuerySet[AccessEvent]:
     This referral's only, not its client's: whoever may read it (its assigned team) must not see who opened
     the client's other referrals, which may be a colleague's. The client's whole history is the subject-access
     export's, for the DPO. The caller must have opened the referral through the firewall (Purpose.ACCESS_HISTORY).
+
+    Read from the client's events on the chain (the index every client's history is read from), narrowed to this
+    referral: every event about a referral also names its client (consent.access.firewall._referral_draft and
+    the authorisation changes of its grants), and the events keep no index by referral, which every access event
+    written would pay an entry for.
     """
-    return AccessEvent.objects.filter(chain_id=referral.provider_id, referral_id=referral.pk).order_by("-seq")
+    return AccessEvent.objects.filter(
+        chain_id=referral.provider_id, client_pseudonym=referral.client_id, referral_id=referral.pk
+    ).order_by("-seq")
 
 
 @dataclass(frozen=True)
