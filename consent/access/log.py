@@ -669,10 +669,12 @@ def _postgresql_insert(events: list[SimpleNamespace]) -> tuple[str, list]:
             selected.append(f"(u.e->>{n})::{types[number]}")
             n += 1
     rows = zip(*varying, strict=True)
-    # json, not jsonb: the text of each value is kept as written, numbers too.
+    # jsonb, parsed once: each ->> on a json value parses its text again, a row's ten varying columns ten times
+    # (0.4 of 1.1 ms of a page's insert at 100k referrals; 0.6 ms in all with jsonb). Every value read back is
+    # the text written: strings unescaped as json's would be, and the only numbers are whole ones.
     text = _JSON_ROWS([[value if type(value) in _TAKEN_AS_IS else _canonical(value) for value in row] for row in rows])
     # Every value is a parameter.
-    return f"{head} SELECT {', '.join(selected)} FROM json_array_elements(%s::json) AS u(e)", [*once, text]  # noqa: S608
+    return f"{head} SELECT {', '.join(selected)} FROM jsonb_array_elements(%s::jsonb) AS u(e)", [*once, text]  # noqa: S608
 
 
 def _sqlite_insert(events: list[SimpleNamespace]) -> tuple[str, list[list]]:
