@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import operator
 import os
 import re
 import uuid
@@ -14,13 +15,13 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -211,12 +212,17 @@ class SharedEncoding:
             if name not in shared:
                 self.varying.append((len(self.template), name))
             self.template.append(_canonical(shared[name]) if name in shared else None)
-        self.optional = [name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS]
+        optional = [name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS]
+        # Optional fields the write shares (a request's client_request_id) are decided once, here.
+        self.optional = [name for name in optional if name not in shared]
+        if not self.optional:
+            self.template += [_canonical(shared[name]) for name in optional if shared[name] not in ("", None)]
 
     def of(self, values: dict) -> bytes:
         fields = self.template.copy()
         for position, name in self.varying:
-            fields[position] = _canonical(values[name])
+            value = values[name]
+            fields[position] = value if type(value) in _PLAIN else _canonical(value)
         for name in self.optional:
             value = values.get(name, "")
             if value not in ("", None):
@@ -628,18 +634,28 @@ def _head_update(newest: SimpleNamespace) -> tuple[str, list]:
 
 
 _INSERTED_FIELDS = (*HASHED_FIELDS, "hash", "head_signature", "head_key_id")
+_inserted_values = operator.attrgetter(*_INSERTED_FIELDS)
 
 
-def _one_value(column: list) -> bool:
+def _columns_of(events: list[SimpleNamespace]) -> list[tuple]:
+    """The events' inserted values column by column, in _INSERTED_FIELDS order (read and transposed in C)."""
+    return list(zip(*map(_inserted_values, events), strict=True))
+
+
+def _one_value(column: tuple) -> bool:
     """Whether a column holds one value for every event (of one type: 1 and True are not the same value here)."""
-    first = column[0]
-    kind = type(first)
-    return all(type(value) is kind and value == first for value in column)
+    return column.count(column[0]) == len(column) and len(set(map(type, column))) == 1
 
 
-def _insert_head() -> tuple[list, str]:
+def _plain(column: tuple) -> bool:
+    """Whether every value of a column goes to the database as it is (text, whole numbers, NULL)."""
+    return _TAKEN_AS_IS.issuperset(map(type, column))
+
+
+@lru_cache(maxsize=4)
+def _insert_head(vendor: str) -> tuple[tuple, str]:
     """The inserted fields and the start of the events' INSERT (our own quoted table and column names)."""
-    fields = [AccessEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
+    fields = tuple(AccessEvent._meta.get_field(name) for name in _INSERTED_FIELDS)
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     return fields, f"INSERT INTO {table} ({columns})"
@@ -654,13 +670,18 @@ def _postgresql_insert(events: list[SimpleNamespace]) -> tuple[str, list]:
     json.dumps spells the same rows in 0.5 ms, and the database reads each value back as text cast to its
     column's type, exactly).
     """
-    _, head = _insert_head()
+    _, head = _insert_head(connection.vendor)
     types = _column_types(connection.vendor)
-    values = [[getattr(e, name) for e in events] for name in _INSERTED_FIELDS]
+    columns = _columns_of(events)
     # A single event: every column is its one value, sent as a row like any other.
-    shared = [len(events) > 1 and _one_value(column) for column in values]
-    once = [column[0] for column, one in zip(values, shared, strict=True) if one]
-    varying = [column for column, one in zip(values, shared, strict=True) if not one]
+    shared = [len(events) > 1 and _one_value(column) for column in columns]
+    once = [column[0] for column, one in zip(columns, shared, strict=True) if one]
+    # Times and UUIDs as text (_canonical), each distinct value converted once.
+    varying = [
+        column if _plain(column) else _converted(column, _canonical)
+        for column, one in zip(columns, shared, strict=True)
+        if not one
+    ]
     selected, n = [], 0
     for number, one in enumerate(shared):
         if one:
@@ -668,26 +689,41 @@ def _postgresql_insert(events: list[SimpleNamespace]) -> tuple[str, list]:
         else:
             selected.append(f"(u.e->>{n})::{types[number]}")
             n += 1
-    rows = zip(*varying, strict=True)
     # jsonb, parsed once: each ->> on a json value parses its text again, a row's ten varying columns ten times
     # (0.4 of 1.1 ms of a page's insert at 100k referrals; 0.6 ms in all with jsonb). Every value read back is
     # the text written: strings unescaped as json's would be, and the only numbers are whole ones.
-    text = _JSON_ROWS([[value if type(value) in _TAKEN_AS_IS else _canonical(value) for value in row] for row in rows])
+    text = _JSON_ROWS(list(zip(*varying, strict=True)))
     # Every value is a parameter.
     return f"{head} SELECT {', '.join(selected)} FROM jsonb_array_elements(%s::jsonb) AS u(e)", [*once, text]  # noqa: S608
 
 
-def _sqlite_insert(events: list[SimpleNamespace]) -> tuple[str, list[list]]:
+def _sqlite_insert(events: list[SimpleNamespace]) -> tuple[str, list[tuple]]:
     """The events' INSERT on SQLite (SQL and each event's parameters), without model instances, for executemany.
 
     SQLite runs in this process, so a statement per row costs no round trip: one INSERT compiled once and stepped
     for every event took 0.45 ms for a page's 50 events at 100,000 referrals, where one INSERT of 50 rows (or
     INSERT ... SELECT over their VALUES) took 0.8 ms, most of it compiling a statement of several hundred
-    parameters. Times and UUIDs as SQLite takes them, by the fields' own conversion.
+    parameters. Times and UUIDs as SQLite takes them, by the fields' own conversion, each distinct value once.
     """
-    fields, head = _insert_head()
-    columns = [_prepared_column(f, [getattr(e, name) for e in events]) for f, name in zip(fields, _INSERTED_FIELDS, strict=True)]
+    fields, head = _insert_head(connection.vendor)
+    columns = [
+        column if _plain(column) else _converted(column, partial(_sqlite_value, field))
+        for field, column in zip(fields, _columns_of(events), strict=True)
+    ]
     return f"{head} VALUES ({', '.join(['%s'] * len(fields))})", list(zip(*columns, strict=True))
+
+
+def _sqlite_value(field, value):
+    """A value as SQLite takes it: the field's own conversion (a UUID as its 32 hex digits), text and numbers as they are."""
+    if type(value) in _TAKEN_AS_IS:
+        return value
+    return value.hex if type(value) is uuid.UUID else field.get_db_prep_value(value, connection)
+
+
+def _converted(column: tuple, convert) -> tuple:
+    """A column with each distinct value converted once (a write's events share their time, and often a client)."""
+    done = {}
+    return tuple(done[value] if value in done else done.setdefault(value, convert(value)) for value in column)
 
 
 # Times as ISO 8601 in UTC with microseconds and UUIDs as text (_canonical), which PostgreSQL casts back exactly.
@@ -702,18 +738,6 @@ def _column_types(vendor: str) -> tuple[str, ...]:
 
 # Values every field here converts to themselves (text, whole numbers, NULL); times and UUIDs are converted.
 _TAKEN_AS_IS = frozenset({str, int, type(None)})
-
-
-def _prepared_column(field, values: list) -> list:
-    """One column's values as SQLite takes them: the field's own conversion (UUIDs as their 32 hex digits).
-
-    A column holding one value for every event (the write's time, its actor) is converted once.
-    """
-    if len(values) > 1 and _one_value(values):
-        return _prepared_column(field, values[:1]) * len(values)
-    if isinstance(field, models.UUIDField):
-        return [value.hex if type(value) is uuid.UUID else field.get_db_prep_value(value, connection) for value in values]
-    return [value if type(value) in _TAKEN_AS_IS else field.get_db_prep_value(value, connection) for value in values]
 
 
 # ---- verifying --------------------------------------------------------------------------------------------
