@@ -750,9 +750,9 @@ class Verification:
     first_mismatch: dict | None
     heads: dict[int, dict]
     against_found: bool | None = None
-    # The Python memory the worker processes of the largest split held at once, when they trace memory (the
+    # The Python memory each worker process of the largest split held at its peak, when they trace memory (the
     # benchmark's check that memory stays flat: tracing in this process cannot see theirs). Not part of the answer.
-    workers_peak_bytes: int | None = None
+    workers_peak_bytes: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -896,15 +896,15 @@ def _event_beyond_head(chain_ids: list[int]) -> dict | None:
     return _mismatch(event["id"] if event else None, chain["pk"], event["seq"] if event else chain["head_seq"] + 1, problem)
 
 
-def _walk(chain_id: int, start: int, prev_hash: str, head: dict, against) -> tuple[int, str, dict | None, bool, int | None]:
+def _walk(chain_id: int, start: int, prev_hash: str, head: dict, against) -> tuple[int, str, dict | None, bool, tuple | None]:
     """Check one chain's events after `start` up to its head.
 
-    Returns (events checked, last hash, mismatch, against seen, the workers' peak memory if they traced it).
+    Returns (events checked, last hash, mismatch, against seen, each worker's peak memory if they traced it).
     """
     stretches = _walk_stretches(chain_id, start, head["seq"], against)
     checked, expected_seq, prev_hash, mismatch, found = _join(chain_id, start, prev_hash, stretches, against)
     peaks = [s.peak_bytes for s in stretches if s.peak_bytes is not None]
-    peak = sum(peaks) if peaks else None
+    peak = tuple(peaks) if peaks else None
     if mismatch:
         return checked, prev_hash, mismatch, found, peak
     if expected_seq - 1 != head["seq"] or prev_hash != head["head_hash"]:
@@ -1070,7 +1070,7 @@ def verify_chain(*, organisation_ids: list[int] | None = None, against: str | No
         walked, prev_hash, mismatch, found, peak = _walk(chain_id, start, prev_hash, head, against)
         checked += walked
         against_found = True if found else against_found
-        workers_peak = max(workers_peak or 0, peak) if peak is not None else workers_peak
+        workers_peak = max(workers_peak or (), peak, key=sum) if peak is not None else workers_peak
         # A head that matches its chain must also carry the log key's signature (consent.access.heads).
         mismatch = mismatch or _head_signature_mismatch(chain_id, head)
         if mismatch:
