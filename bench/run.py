@@ -120,36 +120,44 @@ def measure(
         if op.setup:
             op.setup()
         try:
-            outcome, queries, peak_mb = operations.instrumented(op.run)
+            results[op.name] = _measured(op, timing=timing, repeat=slow_repeat if op.slow else repeat, profile=profile)
         except operations.NotAvailable as missing:
             results[op.name] = {"op": op, "available": False, "why": str(missing)}
             print(f"  {op.name}: not available ({missing})", flush=True)
             continue
-        entry = {"op": op, "available": True, "queries": queries, "peak_mb": peak_mb}
-        if op.baseline:
-            entry["baseline_queries"] = operations.queries_of(op.baseline)
-        if op.name == "verify_chain":
-            if not outcome.verified:
-                raise RuntimeError(f"The world's access log does not verify: {outcome.first_mismatch}")
-            entry["events"] = outcome.events_checked
-            # Worker processes that walked stretches of the chain report their own traced peak. Flat means no
-            # process holds more for a longer chain: the peak is the largest process's (this one's, or a worker's);
-            # the workers are at most one per CPU, so all of them together are bounded too (kept beside it).
-            workers = outcome.workers_peak_bytes or ()
-            entry["workers"] = len(workers)
-            entry["all_processes_peak_mb"] = entry["peak_mb"] + sum(workers) / 2**20
-            entry["peak_mb"] = max([entry["peak_mb"], *(peak / 2**20 for peak in workers)])
-        if timing:
-            k = slow_repeat if op.slow else repeat
-            entry.update(operations.medians(op, k, warmup=0 if op.slow else 2))
-            entry["repeats"] = k
-        if profile == op.name:
-            _profile(op)
-        if op.teardown:
-            op.teardown()
-        results[op.name] = entry
+        finally:
+            # Even when a run fails: the upkeep a write's baseline skipped is made, so the stored world stays exact.
+            if op.teardown:
+                op.teardown()
         print(f"  {op.name}: measured", flush=True)
     return results
+
+
+def _measured(op, *, timing: bool, repeat: int, profile: str | None) -> dict:
+    """One operation's queries and peak memory (one untimed run), and with `timing` its medians over `repeat` runs."""
+    from bench import operations
+
+    outcome, queries, peak_mb = operations.instrumented(op.run)
+    entry = {"op": op, "available": True, "queries": queries, "peak_mb": peak_mb}
+    if op.baseline:
+        entry["baseline_queries"] = operations.queries_of(op.baseline)
+    if op.name == "verify_chain":
+        if not outcome.verified:
+            raise RuntimeError(f"The world's access log does not verify: {outcome.first_mismatch}")
+        entry["events"] = outcome.events_checked
+        # Worker processes that walked stretches of the chain report their own traced peak. Flat means no
+        # process holds more for a longer chain: the peak is the largest process's (this one's, or a worker's);
+        # the workers are at most one per CPU, so all of them together are bounded too (kept beside it).
+        workers = outcome.workers_peak_bytes or ()
+        entry["workers"] = len(workers)
+        entry["all_processes_peak_mb"] = entry["peak_mb"] + sum(workers) / 2**20
+        entry["peak_mb"] = max([entry["peak_mb"], *(peak / 2**20 for peak in workers)])
+    if timing:
+        entry.update(operations.medians(op, repeat, warmup=0 if op.slow else 2))
+        entry["repeats"] = repeat
+    if profile == op.name:
+        _profile(op)
+    return entry
 
 
 def _profile(op) -> None:
