@@ -67,6 +67,9 @@ class Subject:
     provider_id: int
     pilot: Pilot
     reviewer_token: str
+    # Who the writes are made as: a colleague at the same provider, so the intakes of every run (a pool of 200
+    # and the timed ones) never grow the subject's caseload, and the reads stay those of a typical therapist.
+    writer_token: str
 
 
 def subject() -> Subject:
@@ -78,6 +81,14 @@ def subject() -> Subject:
     first = Referral.objects.filter(recorded_by_id=therapist.pk).order_by(*LIST_ORDER).values_list("pk", flat=True).first()
     pilot = Pilot.objects.filter(sites__provider_id=provider_id).distinct().get()
     reviewer = User.objects.get(username="reviewer-bacp")
+    colleague = (
+        Referral.objects.filter(provider_id=provider_id)
+        .exclude(recorded_by_id=therapist.pk)
+        .order_by("recorded_by_id")
+        .values_list("recorded_by_id", flat=True)
+        .first()
+    )
+    writer = User.objects.get(pk=colleague) if colleague is not None else therapist
     return Subject(
         therapist=therapist,
         token=AuthToken.objects.create(user=therapist, expiry=None)[1],  # knox keeps only hashes: a fresh one
@@ -85,6 +96,7 @@ def subject() -> Subject:
         provider_id=provider_id,
         pilot=pilot,
         reviewer_token=AuthToken.objects.create(user=reviewer, expiry=None)[1],
+        writer_token=AuthToken.objects.create(user=writer, expiry=None)[1],
     )
 
 
@@ -299,7 +311,7 @@ def _make_skipped(skipped: list) -> Callable[[], None]:
 
 
 def _write_operations(s: Subject) -> list[Operation]:
-    """Intake, consent and a voluntariness check through the API as the therapist: what each write costs.
+    """Intake, consent and a voluntariness check through the API as a therapist: what each write costs.
 
     No baseline in the same run: a write path is compared with the same operation measured on an earlier
     commit (the issue's bound is what it cost before). Each consent needs a referral awaiting consent, so a
@@ -308,7 +320,7 @@ def _write_operations(s: Subject) -> list[Operation]:
     from colocation.models import Site
     from consent.models import ConsentTemplate
 
-    client = _client(s.token)
+    client = _client(s.writer_token)
     site_id = Site.objects.filter(provider_id=s.provider_id).order_by("pk").values_list("pk", flat=True).first()
     template_id = ConsentTemplate.objects.order_by("-version", "pk").values_list("pk", flat=True).first()
     pool: list[str] = []
