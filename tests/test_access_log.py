@@ -1,6 +1,7 @@
 """The access log's own rules: no identifiers in any event, FHIR AuditEvents that validate, and the hash itself."""
 
 import uuid
+from unittest import mock
 
 import pytest
 from django.db import transaction
@@ -10,7 +11,9 @@ from fhir.resources.R4B.bundle import Bundle
 from consent.access import log
 from consent.access.log import AccessContext, EventDraft, record_access
 from consent.access.models import AccessEvent, Action, Outcome
-from tests.conftest import PASSWORD, api_client, make_referral
+from tests.conftest import PASSWORD, api_client, make_referral, postgres_only
+
+real_actor_fields = log._actor_fields
 
 # ---- no NHS number or local reference in any event ---------------------------------------------------------
 
@@ -181,6 +184,40 @@ def test_a_write_encodes_its_shared_fields_once_to_the_same_bytes(shared_names, 
 
     for seq in (1, 2, 10**12):
         assert encoding.of({**values, "seq": seq}) == log.canonical_encoding({**values, "seq": seq})
+
+
+def test_a_write_sharing_one_optional_field_and_varying_another_hashes_canonical_bytes(monkeypatch):
+    # Should a second optional field ever join client_request_id, a write sharing one and varying the other must
+    # still hash every field canonical_encoding does, in its order.
+    monkeypatch.setattr(log, "HASHED_FIELDS", (*log.HASHED_FIELDS, "later_field"))
+    monkeypatch.setattr(log, "OPTIONAL_HASHED_FIELDS", frozenset({*log.OPTIONAL_HASHED_FIELDS, "later_field"}))
+    values = _values(client_request_id="abc-123")
+    encoding = log.SharedEncoding({"chain_id": 1, "client_request_id": "abc-123"})
+
+    for later in ("", "x", None):
+        event = {**values, "later_field": later}
+        assert encoding.of(event) == log.canonical_encoding(event)
+        assert b"abc-123" in encoding.of(event)
+
+
+def test_a_column_of_equal_but_different_values_is_converted_value_by_value():
+    # 1 and True are the same key to a dict, not the same value to store or encode.
+    assert log._converted((1, True, 1, False, 0), repr) == ("1", "True", "1", "False", "0")
+    assert not log._one_value((1, True)) and not log._one_value((0, False)) and log._one_value((3, 3))
+
+
+@postgres_only
+def test_a_value_too_long_for_its_column_is_refused_never_cut_short(world):
+    # The insert must store exactly what was hashed: a value longer than its column fails the write whole.
+    drafts = [EventDraft(chain=world.kent, action=Action.READ, outcome=Outcome.ALLOWED, status=200, object_type="referral")] * 2
+    context = AccessContext.for_command(world.therapist, "test")
+    before = AccessEvent.objects.count()
+    with pytest.raises(log.AccessLogUnavailable), transaction.atomic():
+        with mock.patch.object(log, "_actor_fields", lambda user: {**real_actor_fields(user), "actor_name": "a" * 151}):
+            record_access(context, drafts)
+
+    assert AccessEvent.objects.count() == before
+    assert log.verify_chain(organisation_ids=[world.kent.pk]).verified
 
 
 def test_each_event_links_to_the_one_before_it(world):

@@ -212,11 +212,12 @@ class SharedEncoding:
             if name not in shared:
                 self.varying.append((len(self.template), name))
             self.template.append(_canonical(shared[name]) if name in shared else None)
-        optional = [name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS]
-        # Optional fields the write shares (a request's client_request_id) are decided once, here.
-        self.optional = [name for name in optional if name not in shared]
-        if not self.optional:
-            self.template += [_canonical(shared[name]) for name in optional if shared[name] not in ("", None)]
+        # The optional fields, in order: decided once here when the write shares them all (a request's
+        # client_request_id), otherwise per event, every one of them read from the event's values.
+        self.optional = [name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS]
+        if all(name in shared for name in self.optional):
+            self.template += [_canonical(shared[name]) for name in self.optional if shared[name] not in ("", None)]
+            self.optional = []
 
     def of(self, values: dict) -> bytes:
         fields = self.template.copy()
@@ -721,9 +722,12 @@ def _sqlite_value(field, value):
 
 
 def _converted(column: tuple, convert) -> tuple:
-    """A column with each distinct value converted once (a write's events share their time, and often a client)."""
+    """A column with each distinct value converted once (a write's events share their time, and often a client).
+
+    Keyed by type and value: 1 and True are equal keys to a dict but not the same value to encode.
+    """
     done = {}
-    return tuple(done[value] if value in done else done.setdefault(value, convert(value)) for value in column)
+    return tuple(done[key] if (key := (type(value), value)) in done else done.setdefault(key, convert(value)) for value in column)
 
 
 # Times as ISO 8601 in UTC with microseconds and UUIDs as text (_canonical), which PostgreSQL casts back exactly.
@@ -732,8 +736,11 @@ _JSON_ROWS = json.JSONEncoder(separators=(",", ":")).encode
 
 @lru_cache(maxsize=4)
 def _column_types(vendor: str) -> tuple[str, ...]:
-    """The database types of the inserted columns, which the PostgreSQL statement casts its parameters to."""
-    return tuple(AccessEvent._meta.get_field(name).db_type(connection) for name in _INSERTED_FIELDS)
+    """The database types the PostgreSQL statement casts its parameters to: the inserted columns' own, but text for
+    character columns. An explicit cast to varchar(n) cuts a longer value short without a word, which would store
+    other text than was hashed; text assigned to the column is refused instead, and the write rolls back."""
+    types = (AccessEvent._meta.get_field(name).db_type(connection) for name in _INSERTED_FIELDS)
+    return tuple("text" if kind.startswith("varchar") else kind for kind in types)
 
 
 # Values every field here converts to themselves (text, whole numbers, NULL); times and UUIDs are converted.
