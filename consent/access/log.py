@@ -156,22 +156,8 @@ class EventDraft:
     extra_alerts: list[str] = field(default_factory=list)
 
 
-def _encoder():
-    """The compact JSON encoder of canonical_encoding, built once.
-
-    json.dumps, and JSONEncoder.encode too, build a new C encoder (and a dict and a closure) on every call: 50 times
-    for a page of a list. json's C encoder built once does the same encoding; where the C accelerator is missing,
-    the public encoder is used. (consent.access.chain_walk builds the same one for reading.)
-    """
-    if json.encoder.c_make_encoder is None:
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    # Arguments: no circular-reference markers (the fields are a flat list), no default, strings escaped as with
-    # ensure_ascii=False, no indent, key and item separators, no key sorting, no key skipping, NaN allowed.
-    encoder = json.encoder.c_make_encoder(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-    return lambda fields: "".join(encoder(fields, 0))
-
-
-_ENCODE = _encoder()
+# One prebuilt C encoder, the one verification reads with (chain_walk._encoder says why it is prebuilt).
+_ENCODE = chain_walk.encoded
 _PLAIN = frozenset({str, int, type(None)})
 
 
