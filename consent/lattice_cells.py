@@ -77,6 +77,24 @@ def local_day(value: date | datetime) -> date:
     return timezone.localtime(value).date() if isinstance(value, datetime) else value
 
 
+def levels_held(first_day: date, ends_on: date, month: date | None) -> list[str]:
+    """The levels (LEVELS) at whose end a fact of this month has come, for referrals received in first_day's month."""
+    if month is None:
+        return []
+    return [level for level, last_month in level_ends(first_day, ends_on).items() if month <= last_month]
+
+
+def status_and_count_cells(first_day: date, ends_on: date, months: Mapping[str, date | None], mandated: bool) -> list[tuple]:
+    """Each level's status and plain-count cells of referrals received in first_day's month whose flags' times fell
+    in `months` (FLAG_TIMES -> month, None if not by the pilot's end): one referral's, or a group's alike."""
+    cells = []
+    for level, last_month in level_ends(first_day, ends_on).items():
+        came = {time: month is not None and month <= last_month for time, month in months.items()}
+        cells.append((level, "voluntariness", status_when(came, mandated)))
+        cells.extend((level, name) for name, time in COUNT_TIMES.items() if came[time])
+    return cells
+
+
 def referral_cells(kind: Mapping, flags: Mapping, ends_on: date) -> list[str]:
     """The cells one referral counts in, in a pilot ending on `ends_on` that received it: the one definition.
 
@@ -92,15 +110,11 @@ def referral_cells(kind: Mapping, flags: Mapping, ends_on: date) -> list[str]:
     ]
     days = {time: local_day(flags[time]) if flags.get(time) is not None else None for time in FLAG_TIMES}
     months = {time: day.replace(day=1) if day is not None and day <= ends_on else None for time, day in days.items()}
-    mandated = kind["pathway"] in INVOLUNTARY_PATHWAYS
-    consent_days = (local_day(flags["consent_at"]) - kind["referred_on"]).days if flags.get("consent_at") else None
-    for level, last_month in level_ends(first_day, ends_on).items():
-        came = {time: month is not None and month <= last_month for time, month in months.items()}
-        cells.append((level, "voluntariness", status_when(came, mandated)))
-        cells.extend((level, name) for name, time in COUNT_TIMES.items() if came[time])
+    cells += status_and_count_cells(first_day, ends_on, months, kind["pathway"] in INVOLUNTARY_PATHWAYS)
+    if flags.get("consent_at"):
         # The earliest consent in force is at or before the explicit one, so it has come by then too.
-        if came["explicit_consent_at"] and consent_days is not None:
-            cells.append((level, CONSENT_DAYS, consent_days))
+        consent_days = (local_day(flags["consent_at"]) - kind["referred_on"]).days
+        cells += [(level, CONSENT_DAYS, consent_days) for level in levels_held(first_day, ends_on, months["explicit_consent_at"])]
     return [path_name(path) for path in cells]
 
 

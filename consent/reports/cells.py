@@ -27,7 +27,7 @@ from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
 from colocation.models import Pilot
-from consent.lattice_cells import CONSENT_DAYS, COUNT_TIMES, FLAG_TIMES, level_ends, path_name, status_when
+from consent.lattice_cells import CONSENT_DAYS, FLAG_TIMES, levels_held, path_name, status_and_count_cells
 from consent.models import HowHeard, LatticeCell, Pathway, Referral
 from consent.reports.lattice import LatticePeriod
 from consent.reports.models import KeptLattice
@@ -133,30 +133,15 @@ def counted_cells(pilot: Pilot, site_ids: list[int]) -> dict[tuple, list[int]]:
         for name, n in row.items():
             if not name.startswith("key|"):
                 _add(cells, site_id, first_day, tuple(name.split(":")), n, row[f"key|{name}"])
-    ends: dict[date, dict] = {}
     for row in _flag_rows(base, pilot.ends_on):
         site_id, first_day = row["site_id"], _first_day(row["month_received"])
-        ends.setdefault(first_day, level_ends(first_day, pilot.ends_on))
         months = {time: row[f"m|{time}"] and _first_day(row[f"m|{time}"]) for time in FLAG_TIMES}
-        for level, last_month in ends[first_day].items():
-            came = {time: month is not None and month <= last_month for time, month in months.items()}
-            _add(
-                cells,
-                site_id,
-                first_day,
-                (level, "voluntariness", status_when(came, bool(row["mandated"]))),
-                row["n"],
-                row["key"],
-            )
-            for name, time in COUNT_TIMES.items():
-                if came[time]:
-                    _add(cells, site_id, first_day, (level, name), row["n"], row["key"])
+        for path in status_and_count_cells(first_day, pilot.ends_on, months, bool(row["mandated"])):
+            _add(cells, site_id, first_day, path, row["n"], row["key"])
     for row in _consent_day_rows(base, pilot.ends_on):
         site_id, first_day = row["site_id"], _first_day(row["month_received"])
-        ends.setdefault(first_day, level_ends(first_day, pilot.ends_on))
-        for level, last_month in ends[first_day].items():
-            if _first_day(row["explicit_month"]) <= last_month:
-                _add(cells, site_id, first_day, (level, CONSENT_DAYS, row["days"].days), row["n"], row["key"])
+        for level in levels_held(first_day, pilot.ends_on, _first_day(row["explicit_month"])):
+            _add(cells, site_id, first_day, (level, CONSENT_DAYS, row["days"].days), row["n"], row["key"])
     return cells
 
 
