@@ -22,6 +22,9 @@ from dateutil.relativedelta import relativedelta
 from consent.lattice_cells import LEVELS
 from consent.reports.periods import PILOT_TO_DATE, Period, month, quarter, year
 
+# The kept cells name the pilot-to-date level as the periods do (consent.lattice_cells cannot import them).
+assert LEVELS[-1] == PILOT_TO_DATE
+
 
 @dataclass(frozen=True)
 class LatticePeriod:
