@@ -11,7 +11,9 @@ SHOWN = 20
 class Command(BaseCommand):
     help = (
         "Recount the compliance report's lattice cells (per pilot, site and month received) from the referrals and "
-        "their records; exit non-zero naming the cells whose kept count or key sum differs. Nothing is changed."
+        "their records; exit non-zero naming the cells whose kept count or key sum differs. Differing cells are left "
+        "as they are (unless --rebuild); a pilot whose dates or sites changed since its cells were counted is counted "
+        "first, as its next report would."
     )
 
     def add_arguments(self, parser):
@@ -42,8 +44,8 @@ class Command(BaseCommand):
                 + (
                     "\nThose pilots' cells were counted again from the records."
                     if options["rebuild"]
-                    else "\nNothing was changed; find what wrote referrals or records around the services, then run this "
-                    "command with --rebuild."
+                    else "\nThe differing cells were left as they are; find what wrote referrals or records around the "
+                    "services, then run this command with --rebuild."
                 )
             )
         self.stdout.write(self.style.SUCCESS(f"Every report cell of {len(pilots)} pilot(s) matches the records."))
